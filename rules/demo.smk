@@ -1,0 +1,26 @@
+DEMO = config["demo"]
+
+
+rule make_demo_data:
+    output:
+        queries=f"{DEMO['out_dir']}/features_image_queries.hdf5",
+        positives=f"{DEMO['out_dir']}/features_positives.hdf5",
+        distractors=[
+            f"{DEMO['out_dir']}/features_distractors_{i:05d}.hdf5"
+            for i in range(len(DEMO["distractor_rows"]))
+        ],
+        adapter=f"{DEMO['out_dir']}/lin_adapt.pth",
+        selected_ids=f"{DEMO['out_dir']}/selected_ids.txt",
+    params:
+        distractor_rows=DEMO["distractor_rows"],
+        dim=DEMO["dim"],
+        adapter_out_dim=DEMO["adapter_out_dim"],
+        seed=DEMO["seed"],
+    log:
+        f"{DEMO['out_dir']}/make_demo_data.log",
+    benchmark:
+        f"{DEMO['out_dir']}/make_demo_data.benchmark.tsv"
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/make_demo_data.py"

@@ -1,0 +1,93 @@
+"""Synthetic ILIAS-shaped data: queries and positives clustered around instances,
+distractors spread out, all L2-normalised; plus an adapter and selected ids."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+
+def normalize(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def write_feature_file(path, feats, ids, dtype="float16", compression=None, chunk_rows=None):
+    """Write an ILIAS feature file: ``features`` (N x D) and ascii ``index``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    feats = np.asarray(feats, dtype=dtype)
+    chunks = None
+    if compression or chunk_rows:
+        chunks = (max(1, min(chunk_rows or 1024, len(feats))), feats.shape[1])
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("features", data=feats, compression=compression, chunks=chunks)
+        fh.create_dataset("index", data=np.array(ids, dtype="S"))
+
+
+def write_adapter(path, in_dim, out_dim, seed=0):
+    """A random linear adaptation layer saved as the ILIAS state dict."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((out_dim, in_dim)).astype(np.float32) / np.sqrt(in_dim)
+    bias = 0.01 * rng.standard_normal(out_dim).astype(np.float32)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"layer.weight": torch.from_numpy(weight), "layer.bias": torch.from_numpy(bias)}, path)
+
+
+def make_dataset(
+    out_dir,
+    num_instances=20,
+    queries_per_instance=2,
+    positives_per_instance=5,
+    distractor_rows=(2000, 2000, 2000),
+    dim=64,
+    dtype="float16",
+    compression="gzip",
+    noise=0.6,
+    seed=0,
+    adapter_out_dim=None,
+    selected_fraction=0.5,
+):
+    """Write a small ILIAS-shaped dataset under ``out_dir``; returns the paths.
+
+    Files: features_image_queries.hdf5, features_positives.hdf5,
+    features_distractors_{idx}.hdf5 (one per entry of ``distractor_rows``),
+    selected_ids.txt and, with ``adapter_out_dim``, lin_adapt.pth.
+    """
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    centers = normalize(rng.standard_normal((num_instances, dim)))
+
+    def around(inst, count):
+        return normalize(centers[inst] + noise * rng.standard_normal((count, dim)) / np.sqrt(dim) * 4)
+
+    query_ids, queries = [], []
+    pos_ids, positives = [], []
+    for inst in range(num_instances):
+        name = f"inst{inst:04d}"
+        queries.append(around(inst, queries_per_instance))
+        query_ids += [f"{name}/query_{j}.jpg" for j in range(queries_per_instance)]
+        positives.append(around(inst, positives_per_instance))
+        pos_ids += [f"{name}/pos_{j}.jpg" for j in range(positives_per_instance)]
+    paths = {
+        "query_hdf5": out / "features_image_queries.hdf5",
+        "positive_hdf5": out / "features_positives.hdf5",
+        "distractor_hdf5": out / "features_distractors_{idx}.hdf5",
+        "selected_ids": out / "selected_ids.txt",
+    }
+    write_feature_file(paths["query_hdf5"], np.concatenate(queries), query_ids, dtype)
+    write_feature_file(paths["positive_hdf5"], np.concatenate(positives), pos_ids, dtype, compression)
+    selected = []
+    offset = 0
+    for idx, rows in enumerate(distractor_rows):
+        feats = normalize(rng.standard_normal((rows, dim)))
+        names = [f"{offset + r:09d}.jpg" for r in range(rows)]
+        ids = [f"yfcc100m/{name}" for name in names]
+        selected += [n for n in names if rng.random() < selected_fraction]
+        path = str(paths["distractor_hdf5"]).replace("{idx}", f"{idx:05d}")
+        write_feature_file(path, feats, ids, dtype, compression, chunk_rows=256)
+        offset += rows
+    paths["selected_ids"].write_text("".join(f"{s}\n" for s in selected))
+    if adapter_out_dim:
+        paths["lin_adapt_path"] = out / "lin_adapt.pth"
+        write_adapter(paths["lin_adapt_path"], dim, adapter_out_dim, seed + 1)
+    return {key: str(value) for key, value in paths.items()}

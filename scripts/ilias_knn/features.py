@@ -1,0 +1,160 @@
+"""Reading ILIAS feature files: HDF5 with ``features`` (N x D) and ``index`` (N ids).
+
+Only headers are read to validate; features are streamed in row blocks so that
+memory does not grow with the file's row count.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    path: str
+    rows: int
+    dim: int
+    dtype: np.dtype
+    chunk_rows: int | None  # HDF5 chunk height, to align reads
+
+
+def open_feature_file(path):
+    """Open an HDF5 feature file for reading, with a clear error if that fails."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: file does not exist. Check the path in the config.")
+    if not p.is_file():
+        raise InputError(f"{path}: not a regular file. Point the config at an HDF5 file.")
+    try:
+        is_hdf5 = h5py.is_hdf5(str(p))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc}). Check its permissions.") from exc
+    if not is_hdf5:
+        raise InputError(
+            f"{path}: not an HDF5 file. Features must be HDF5 with 'features' and 'index' datasets."
+        )
+    try:
+        return h5py.File(p, "r")
+    except OSError as exc:
+        raise InputError(
+            f"{path}: HDF5 file is truncated or corrupt ({exc}). Re-copy or re-extract it."
+        ) from exc
+
+
+def check_header(handle, path):
+    """Validate the datasets of an open feature file from its header alone."""
+    for name in ("features", "index"):
+        if name not in handle or not isinstance(handle[name], h5py.Dataset):
+            raise InputError(
+                f"{path}: no '{name}' dataset (found: {sorted(handle.keys())}). "
+                "ILIAS feature files hold 'features' (N x D) and 'index' (N ids)."
+            )
+    feats, index = handle["features"], handle["index"]
+    if feats.ndim != 2:
+        raise InputError(f"{path}: 'features' must be 2-D (N x D), found shape {feats.shape}.")
+    if not np.issubdtype(feats.dtype, np.floating):
+        raise InputError(
+            f"{path}: 'features' has dtype {feats.dtype}; expected float16 or float32."
+        )
+    if index.ndim != 1 or index.shape[0] != feats.shape[0]:
+        raise InputError(
+            f"{path}: 'index' has {index.shape[0] if index.ndim else 0} entries but 'features' "
+            f"has {feats.shape[0]} rows; they must have the same length."
+        )
+    chunks = feats.chunks
+    return FeatureInfo(
+        path=str(path),
+        rows=int(feats.shape[0]),
+        dim=int(feats.shape[1]),
+        dtype=feats.dtype,
+        chunk_rows=int(chunks[0]) if chunks else None,
+    )
+
+
+def describe(path):
+    """Header facts of a feature file (opens it only long enough to read them)."""
+    with open_feature_file(path) as handle:
+        return check_header(handle, path)
+
+
+def decode_ids(raw):
+    """HDF5 ids (bytes, fixed-length or variable-length strings) as a numpy str array."""
+    if raw.dtype.kind == "S":
+        return np.char.decode(raw, "ascii")
+    if raw.dtype.kind == "O":
+        return np.array([x.decode("ascii") if isinstance(x, bytes) else str(x) for x in raw])
+    return raw.astype(str)
+
+
+def read_all(path):
+    """Read a whole (small) feature file: float32 features and str ids. For queries."""
+    with open_feature_file(path) as handle:
+        info = check_header(handle, path)
+        feats = np.asarray(handle["features"][...], dtype=np.float32)
+        ids = decode_ids(handle["index"][...])
+    check_finite(feats, path, first_row=0)
+    return info, feats, ids
+
+
+def check_finite(block, path, first_row, total_bad=None):
+    """Raise if a block holds NaN/inf; ``total_bad`` is the file-wide row count if known."""
+    bad = ~np.isfinite(block).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5] + first_row
+        count = total_bad if total_bad is not None else int(bad.sum())
+        raise InputError(
+            f"{path}: {count} row(s) of 'features' contain NaN or inf (first at rows "
+            f"{rows.tolist()}). Re-extract those features or remove the rows."
+        )
+
+
+def block_rows_for(info, target_rows):
+    """Block height: ``target_rows`` rounded to whole HDF5 chunks (each chunk read once)."""
+    rows = max(1, int(target_rows))
+    if info.chunk_rows and info.chunk_rows < rows:
+        rows -= rows % info.chunk_rows
+    elif info.chunk_rows:
+        rows = info.chunk_rows
+    return rows
+
+
+def iter_blocks(handle, info, block_rows):
+    """Yield (first_row, float16/32 numpy block) over ``features`` in row order.
+
+    One reusable buffer of ``block_rows`` rows: memory stays flat in the file size.
+    """
+    feats = handle["features"]
+    buf = np.empty((block_rows, info.dim), dtype=feats.dtype)
+    for start in range(0, info.rows, block_rows):
+        stop = min(start + block_rows, info.rows)
+        view = buf[: stop - start]
+        feats.read_direct(view, source_sel=np.s_[start:stop], dest_sel=np.s_[0 : stop - start])
+        yield start, view
+
+
+def iter_id_blocks(handle, block_rows):
+    """Yield (first_row, str ids) over ``index`` in row order."""
+    index = handle["index"]
+    for start in range(0, index.shape[0], block_rows):
+        yield start, decode_ids(index[start : start + block_rows])
+
+
+def read_ids_at(handle, rows, block_rows=1 << 18):
+    """Ids of the given sorted unique rows, read block by block (no whole-index load)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.empty(len(rows), dtype=object)
+    if len(rows) == 0:
+        return out.astype(str)
+    index = handle["index"]
+    n = index.shape[0]
+    for start in range(0, n, block_rows):
+        lo, hi = np.searchsorted(rows, [start, start + block_rows])
+        if lo == hi:
+            continue
+        block = decode_ids(index[start : min(start + block_rows, n)])
+        out[lo:hi] = block[rows[lo:hi] - start]
+    return out.astype(str)
