@@ -1,11 +1,21 @@
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+from ilias_knn.config import config_errors, load_schema
 
-validate(config, schema="../schemas/config.schema.yaml")
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+
+_problems = config_errors(config, load_schema(SCHEMA))
+if _problems:
+    raise WorkflowError(
+        "Invalid configuration (see README, 'Configuration'):\n  - " + "\n  - ".join(_problems)
+    )
+validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 
 RESULTS = config["results_dir"].rstrip("/")
 MODELS = config["models"]

@@ -7,6 +7,8 @@ import h5py
 import numpy as np
 import torch
 
+from .atomic import atomic_output
+
 
 def normalize(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -19,9 +21,10 @@ def write_feature_file(path, feats, ids, dtype="float16", compression=None, chun
     chunks = None
     if compression or chunk_rows:
         chunks = (max(1, min(chunk_rows or 1024, len(feats))), feats.shape[1])
-    with h5py.File(path, "w") as fh:
-        fh.create_dataset("features", data=feats, compression=compression, chunks=chunks)
-        fh.create_dataset("index", data=np.array(ids, dtype="S"))
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as fh:
+            fh.create_dataset("features", data=feats, compression=compression, chunks=chunks)
+            fh.create_dataset("index", data=np.array(ids, dtype="S"))
 
 
 def write_adapter(path, in_dim, out_dim, seed=0):
@@ -29,8 +32,8 @@ def write_adapter(path, in_dim, out_dim, seed=0):
     rng = np.random.default_rng(seed)
     weight = rng.standard_normal((out_dim, in_dim)).astype(np.float32) / np.sqrt(in_dim)
     bias = 0.01 * rng.standard_normal(out_dim).astype(np.float32)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"layer.weight": torch.from_numpy(weight), "layer.bias": torch.from_numpy(bias)}, path)
+    with atomic_output(path) as tmp:
+        torch.save({"layer.weight": torch.from_numpy(weight), "layer.bias": torch.from_numpy(bias)}, tmp)
 
 
 def make_dataset(
@@ -86,7 +89,8 @@ def make_dataset(
         path = str(paths["distractor_hdf5"]).replace("{idx}", f"{idx:05d}")
         write_feature_file(path, feats, ids, dtype, compression, chunk_rows=256)
         offset += rows
-    paths["selected_ids"].write_text("".join(f"{s}\n" for s in selected))
+    with atomic_output(paths["selected_ids"]) as tmp:
+        tmp.write_text("".join(f"{s}\n" for s in selected))
     if adapter_out_dim:
         paths["lin_adapt_path"] = out / "lin_adapt.pth"
         write_adapter(paths["lin_adapt_path"], dim, adapter_out_dim, seed + 1)

@@ -1,0 +1,156 @@
+"""Shared test helpers: an independent float64 brute force, and Snakemake runs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from ilias_knn.demo import make_dataset  # noqa: E402
+
+
+# ----------------------------------------------------------------------------
+# Independent reference: float64 numpy, whole files in memory.
+# ----------------------------------------------------------------------------
+def read_h5(path):
+    with h5py.File(path, "r") as fh:
+        feats = fh["features"][...].astype(np.float64)
+        ids = np.array([x.decode() if isinstance(x, bytes) else x for x in fh["index"][...]])
+    return feats, ids
+
+
+def adapt64(x, adapter_path):
+    if not adapter_path:
+        return x
+    state = torch.load(adapter_path, weights_only=True)
+    w = state["layer.weight"].double().numpy()
+    b = state["layer.bias"].double().numpy()
+    y = x @ w.T + b
+    return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+
+def brute_force(model_cfg, k=None, queries_path=None):
+    """Reference: (query_ids, db_ids, full score matrix, top-k ids, top-k scores)."""
+    k = k or model_cfg.get("k", 1000)
+    q, qids = read_h5(queries_path or model_cfg["query_hdf5"])
+    db, ids = read_h5(model_cfg["positive_hdf5"])
+    parts, id_parts = [db], [ids]
+    selected = None
+    if model_cfg.get("selected_ids"):
+        selected = {l.strip() for l in open(model_cfg["selected_ids"]) if l.strip()}
+    template = model_cfg.get("distractor_hdf5")
+    for i in range(model_cfg.get("total_distractors", 1) if template else 0):
+        feats, dids = read_h5(template.replace("{idx}", f"{i:05d}"))
+        if selected is not None:
+            keep = np.array([d in selected or d.split("/", 1)[-1] in selected and "/" in d for d in dids], bool)
+            feats, dids = feats[keep], dids[keep]
+        parts.append(feats)
+        id_parts.append(dids)
+    db = adapt64(np.concatenate(parts), model_cfg.get("lin_adapt_path"))
+    ids = np.concatenate(id_parts)
+    q = adapt64(q, model_cfg.get("lin_adapt_path"))
+    scores = q @ db.T
+    kk = min(k, db.shape[0])
+    # descending score, ties by database position
+    order = np.lexsort((np.broadcast_to(np.arange(db.shape[0]), scores.shape), -scores), axis=1)[:, :kk]
+    return qids, ids, scores, ids[order], np.take_along_axis(scores, order, 1)
+
+
+def assert_topk_matches(qids, ids, scores, ref, tie_eps=1e-5, score_tol=1e-4):
+    """Our (query ids, per-query id lists, per-query scores) against the brute force.
+
+    Scores agree to ``score_tol``, every returned id's score equals its reference
+    score, lists are sorted, and id sets agree except for near-ties at the k-th score.
+    """
+    ref_qids, ref_ids, ref_scores, ref_top_ids, ref_top_scores = ref
+    assert list(qids) == list(ref_qids)
+    col = {d: i for i, d in enumerate(ref_ids)}
+    for qi in range(len(ref_qids)):
+        got_ids, got_scores = list(ids[qi]), np.asarray(scores[qi], dtype=np.float64)
+        assert len(got_ids) == ref_top_ids.shape[1]
+        np.testing.assert_allclose(got_scores, ref_top_scores[qi], atol=score_tol)
+        assert np.all(np.diff(got_scores) <= 0)
+        true = ref_scores[qi, [col[d] for d in got_ids]]
+        np.testing.assert_allclose(got_scores, true, atol=score_tol)
+        kth = ref_top_scores[qi, -1]
+        must = {d for d, s in zip(ref_top_ids[qi], ref_top_scores[qi]) if s > kth + tie_eps}
+        assert must <= set(got_ids)
+        assert len(set(got_ids)) == len(got_ids)
+        # order: wherever ours differs from the reference, it must be a near-tie
+        for r, (a, b) in enumerate(zip(got_ids, ref_top_ids[qi])):
+            if a != b:
+                assert abs(ref_scores[qi, col[a]] - ref_top_scores[qi, r]) <= tie_eps
+
+
+# ----------------------------------------------------------------------------
+# Snakemake runs in a temporary working directory.
+# ----------------------------------------------------------------------------
+def run_snakemake(workdir, *args, config=None, check=True, timeout=600):
+    if config is not None:
+        (Path(workdir) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(Path(workdir) / "config.yaml"),
+        "--cores", "2", *args,
+    ]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_jobs(workdir, *args, config=None):
+    """Jobs a dry run would execute: {rule: count} from the summary table."""
+    proc = run_snakemake(workdir, "-n", "--quiet", "rules", *args, config=config)
+    counts = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def planned_job_list(workdir, *args, config=None):
+    """(rule, output) pairs a dry run would execute."""
+    proc = run_snakemake(workdir, "-n", "--printshellcmds", *args, config=config)
+    out, rule = [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        line = line.strip()
+        if line.startswith("rule ") or line.startswith("localrule "):
+            rule = line.split()[1].rstrip(":")
+        elif line.startswith("output:") and rule:
+            for path in line[len("output:"):].split(","):
+                out.append((rule, os.path.relpath(path.strip(), workdir) if os.path.isabs(path.strip()) else path.strip()))
+    return sorted(out)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A small ILIAS-shaped dataset: float16, gzip, shards of unequal sizes, an
+    adapter with in != out, selected ids."""
+    paths = make_dataset(
+        tmp_path / "data", num_instances=8, queries_per_instance=2, positives_per_instance=4,
+        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=3,
+    )
+    return paths
+
+
+def model_config(paths, **overrides):
+    cfg = {
+        "query_hdf5": paths["query_hdf5"],
+        "positive_hdf5": paths["positive_hdf5"],
+        "distractor_hdf5": paths["distractor_hdf5"],
+        "total_distractors": 3,
+        "k": 50,
+    }
+    cfg.update(overrides)
+    return {key: value for key, value in cfg.items() if value is not None}

@@ -1,0 +1,103 @@
+"""HDF5 reading: blocks, ids, header checks and their messages."""
+
+import h5py
+import numpy as np
+import pytest
+
+from ilias_knn import features
+from ilias_knn.demo import write_feature_file
+from ilias_knn.errors import InputError
+
+
+@pytest.fixture
+def h5file(tmp_path):
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((1000, 8)).astype(np.float16)
+    ids = [f"src/{i:05d}" for i in range(1000)]
+    path = tmp_path / "f.hdf5"
+    write_feature_file(path, feats, ids, "float16", "gzip", chunk_rows=64)
+    return path, feats, np.array(ids)
+
+
+def test_blocks_cover_file_in_order(h5file):
+    path, feats, _ = h5file
+    with features.open_feature_file(path) as fh:
+        info = features.check_header(fh, path)
+        rows = features.block_rows_for(info, 200)
+        assert rows % info.chunk_rows == 0
+        got = np.concatenate([b.copy() for _, b in features.iter_blocks(fh, info, rows)])
+    np.testing.assert_array_equal(got, feats)
+
+
+def test_read_ids_at_reads_only_requested_rows(h5file):
+    path, _, ids = h5file
+    rows = np.array([0, 5, 511, 512, 999])
+    with features.open_feature_file(path) as fh:
+        got = features.read_ids_at(fh, rows, block_rows=100)
+    assert got.tolist() == ids[rows].tolist()
+
+
+def test_vlen_string_ids_are_decoded(tmp_path):
+    path = tmp_path / "v.hdf5"
+    with h5py.File(path, "w") as fh:
+        fh["features"] = np.ones((2, 3), np.float32)
+        fh.create_dataset("index", data=["a/1", "b/2"], dtype=h5py.string_dtype())
+    _, _, ids = features.read_all(path)
+    assert ids.tolist() == ["a/1", "b/2"]
+
+
+def make_bad(path, **datasets):
+    with h5py.File(path, "w") as fh:
+        for name, data in datasets.items():
+            fh[name] = data
+
+
+@pytest.mark.parametrize(
+    "datasets,message",
+    [
+        ({"index": np.array([b"a"])}, "no 'features' dataset"),
+        ({"features": np.ones((2, 3), np.float32)}, "no 'index' dataset"),
+        ({"features": np.ones((3, 2), np.float32), "index": np.array([b"a", b"b"])}, "same length"),
+        ({"features": np.ones(3, np.float32), "index": np.array([b"a", b"b", b"c"])}, "must be 2-D"),
+        ({"features": np.ones((1, 2), np.int32), "index": np.array([b"a"])}, "expected float16 or float32"),
+    ],
+)
+def test_bad_headers_are_named(tmp_path, datasets, message):
+    path = tmp_path / "bad.hdf5"
+    make_bad(path, **datasets)
+    with pytest.raises(InputError, match=message) as err:
+        features.describe(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_not_hdf5_and_truncated(tmp_path, h5file):
+    with pytest.raises(InputError, match="does not exist"):
+        features.describe(tmp_path / "nope.hdf5")
+    text = tmp_path / "text.hdf5"
+    text.write_text("hello")
+    with pytest.raises(InputError, match="not an HDF5 file"):
+        features.describe(text)
+    path, _, _ = h5file
+    data = path.read_bytes()
+    cut = tmp_path / "cut.hdf5"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="truncated or corrupt|not an HDF5"):
+        with features.open_feature_file(cut) as fh:
+            features.check_header(fh, cut)
+            fh["features"][...]
+
+
+def test_atomic_output_leaves_no_partial_file_on_error(tmp_path):
+    from ilias_knn.atomic import atomic_output
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(OSError):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(28, "No space left on device")
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and list(tmp_path.iterdir()) == [target]

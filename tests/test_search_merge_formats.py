@@ -1,0 +1,141 @@
+"""Library path (search_shard -> partials -> merge -> formats) against float64 brute force."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_topk_matches, brute_force, model_config
+from ilias_knn import features
+from ilias_knn.adapter import load_adapter
+from ilias_knn.demo import write_feature_file
+from ilias_knn.errors import InputError
+from ilias_knn.formats import write_json, write_pickle
+from ilias_knn.merge import merge_partials
+from ilias_knn.partials import check_partial_meta, load_partial, save_partial
+from ilias_knn.search import prepare_queries, search_shard
+from ilias_knn.selection import load_selected_ids
+
+
+def run_library(cfg, tmp_path, block_rows=64):
+    adapter = load_adapter(cfg["lin_adapt_path"]) if cfg.get("lin_adapt_path") else None
+    _, qf, qids = features.read_all(cfg["query_hdf5"])
+    queries = prepare_queries(qf, adapter, "cpu")
+    selected = load_selected_ids(cfg["selected_ids"]) if cfg.get("selected_ids") else None
+    shards = [(cfg["positive_hdf5"], None)] + [
+        (cfg["distractor_hdf5"].replace("{idx}", f"{i:05d}"), selected) for i in range(cfg["total_distractors"])
+    ]
+    paths = []
+    for n, (shard, sel) in enumerate(shards):
+        result = search_shard(queries, shard, cfg["k"], adapter=adapter, selected_ids=sel, block_rows=block_rows)
+        out = tmp_path / f"part{n}.npz"
+        save_partial(out, result, qids, {"k": cfg["k"]})
+        paths.append(str(out))
+    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths})
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"adapter": True}, {"selected": True}, {"adapter": True, "selected": True, "k": 5000}],
+)
+def test_library_equals_brute_force(dataset, tmp_path, extra):
+    cfg = model_config(
+        dataset,
+        lin_adapt_path=dataset["lin_adapt_path"] if extra.get("adapter") else None,
+        selected_ids=dataset["selected_ids"] if extra.get("selected") else None,
+        k=extra.get("k", 50),
+    )
+    merged = run_library(cfg, tmp_path)
+    ids = merged.db_ids[merged.ranks]
+    assert_topk_matches(merged.query_ids, ids, merged.sims, brute_force(cfg))
+
+
+def test_exact_ties_are_ordered_by_database_position(tmp_path):
+    """Duplicated vectors in positives and two shards score exactly alike."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(-2, 3, size=(6, 8)).astype(np.float16)  # small ints: exact products
+    q = rng.integers(-2, 3, size=(3, 8)).astype(np.float16)
+    write_feature_file(tmp_path / "q.h5", q, ["q/0", "q/1", "q/2"])
+    write_feature_file(tmp_path / "p.h5", base, [f"p/{i}" for i in range(6)])
+    for s in range(2):
+        write_feature_file(tmp_path / f"d_{s:05d}.h5", base[::-1], [f"d{s}/{i}" for i in range(6)])
+    cfg = {"query_hdf5": str(tmp_path / "q.h5"), "positive_hdf5": str(tmp_path / "p.h5"),
+           "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 2, "k": 10}
+    merged = run_library(cfg, tmp_path, block_rows=4)
+    ref = brute_force(cfg)
+    assert merged.db_ids[merged.ranks].tolist() == ref[3].tolist()
+    np.testing.assert_array_equal(merged.sims, ref[4].astype(np.float32))
+
+
+def test_nan_rows_are_counted_and_named(tmp_path):
+    feats = np.ones((300, 4), np.float32)
+    feats[[3, 150, 299]] = np.nan
+    path = tmp_path / "nan.h5"
+    write_feature_file(path, feats, [str(i) for i in range(300)], "float32")
+    queries = prepare_queries(np.ones((2, 4), np.float32), None, "cpu")
+    with pytest.raises(InputError, match=r"nan.h5: 3 row\(s\).*NaN or inf.*\[3, 150, 299\]"):
+        search_shard(queries, path, 5, block_rows=64)
+
+
+def test_dimension_mismatch_is_named(dataset):
+    queries = prepare_queries(np.ones((2, 5), np.float32), None, "cpu")
+    with pytest.raises(InputError, match="32-d but the queries are 5-d"):
+        search_shard(queries, dataset["positive_hdf5"], 5)
+
+
+def test_adapter_dimension_mismatch(dataset, tmp_path):
+    from ilias_knn.demo import write_adapter
+
+    write_adapter(tmp_path / "a.pth", 16, 8)
+    adapter = load_adapter(tmp_path / "a.pth")
+    queries = prepare_queries(np.ones((2, 8), np.float32), None, "cpu")
+    with pytest.raises(InputError, match="adapter expects 16-d input but .* has 32-d"):
+        search_shard(queries, dataset["positive_hdf5"], 5, adapter=adapter, adapter_path="a.pth")
+
+
+def test_stale_or_damaged_partials_are_refused(dataset, tmp_path):
+    cfg = model_config(dataset)
+    merged_paths = []
+    _, qf, qids = features.read_all(cfg["query_hdf5"])
+    result = search_shard(prepare_queries(qf, None, "cpu"), cfg["positive_hdf5"], 7)
+    path = tmp_path / "p.npz"
+    save_partial(path, result, qids, {"k": 7})
+    meta, _ = load_partial(path)
+    with pytest.raises(InputError, match="k: file has 7, expected 50"):
+        check_partial_meta(path, meta, {"k": 50})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="damaged"):
+        merge_partials([str(path)], 7)
+    assert not merged_paths
+
+
+def test_empty_database_after_filtering(tmp_path, dataset):
+    sel = tmp_path / "sel.txt"
+    sel.write_text("nothing-matches\n")
+    write_feature_file(tmp_path / "p.h5", np.ones((0, 32), np.float16), [])
+    cfg = model_config(dataset, positive_hdf5=str(tmp_path / "p.h5"), selected_ids=str(sel))
+    with pytest.raises(InputError, match="database is empty after filtering"):
+        run_library(cfg, tmp_path)
+
+
+def test_formats_roundtrip(dataset, tmp_path):
+    cfg = model_config(dataset, k=20)
+    merged = run_library(cfg, tmp_path)
+    ref = brute_force(cfg)
+    write_json(tmp_path / "r.json", merged)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert list(data) == ref[0].tolist()
+    ids = [list(v.keys()) for v in data.values()]
+    scores = [list(v.values()) for v in data.values()]
+    assert_topk_matches(list(data), ids, scores, ref)
+    write_pickle(tmp_path / "r.pkl", merged)
+    with open(tmp_path / "r.pkl", "rb") as fh:
+        res = pickle.load(fh)
+    assert set(res) == {"query_ids", "db_ids", "sims", "ranks"}
+    assert res["sims"].dtype == np.float32 and res["sims"].shape == (len(ref[0]), 20)
+    assert_topk_matches(res["query_ids"], res["db_ids"][res["ranks"]], res["sims"], ref)
+    # every db id is used: db_ids holds the retrieved ids only
+    assert set(np.unique(res["ranks"])) == set(range(len(res["db_ids"])))

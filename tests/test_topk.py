@@ -1,0 +1,67 @@
+"""Running top-k against a numpy lexsort reference, including exact ties."""
+
+import numpy as np
+import pytest
+import torch
+
+from ilias_knn.topk import RunningTopK, merge_sorted, select_block
+
+
+def reference_topk(scores, k):
+    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, 1), order
+
+
+def run_blocks(scores, k, block):
+    topk = RunningTopK(scores.shape[0], k)
+    for start in range(0, scores.shape[1], block):
+        stop = min(start + block, scores.shape[1])
+        topk.add(torch.from_numpy(scores[:, start:stop]), torch.arange(start, stop))
+    return topk.values.numpy(), topk.positions.numpy()
+
+
+@pytest.mark.parametrize("k,block", [(1, 7), (5, 3), (10, 64), (37, 16), (200, 50), (500, 100)])
+@pytest.mark.parametrize("levels", [None, 4, 50])
+def test_running_topk_equals_lexsort(k, block, levels):
+    """levels quantises scores so that many exact ties cross block and k boundaries."""
+    rng = np.random.default_rng(k * 1000 + block)
+    scores = rng.standard_normal((13, 300)).astype(np.float32)
+    if levels:
+        scores = np.round(scores * levels / 4).astype(np.float32)
+    vals, pos = run_blocks(scores, k, block)
+    ref_vals, ref_pos = reference_topk(scores, k)
+    np.testing.assert_array_equal(vals, ref_vals)
+    np.testing.assert_array_equal(pos, ref_pos)
+
+
+def test_all_equal_scores_keep_first_positions():
+    scores = np.zeros((3, 100), np.float32)
+    vals, pos = run_blocks(scores, 10, 17)
+    np.testing.assert_array_equal(pos, np.tile(np.arange(10), (3, 1)))
+
+
+def test_k_larger_than_database_returns_everything_sorted():
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((4, 30)).astype(np.float32)
+    vals, pos = run_blocks(scores, 1000, 8)
+    ref_vals, ref_pos = reference_topk(scores, 1000)
+    assert vals.shape == (4, 30)
+    np.testing.assert_array_equal(pos, ref_pos)
+
+
+def test_select_block_respects_threshold_strictly():
+    scores = torch.tensor([[0.5, 0.9, 0.7, 0.7, 0.1]])
+    vals, cols = select_block(scores, 2, threshold=torch.tensor([0.7]))
+    # 0.7 equals the threshold: a later equal score loses the tie
+    assert cols[0, 0].item() == 1 and vals[0, 0].item() == pytest.approx(0.9)
+    assert (cols[0, 1:] == -1).all()
+
+
+def test_merge_sorted_is_stable_first_list_wins_ties():
+    a_vals = torch.tensor([[3.0, 2.0, 2.0]])
+    a_pos = torch.tensor([[0, 1, 2]])
+    b_vals = torch.tensor([[2.0, 1.0]])
+    b_pos = torch.tensor([[10, 11]])
+    vals, pos = merge_sorted(a_vals, a_pos, b_vals, b_pos, 4)
+    assert pos.tolist() == [[0, 1, 2, 10]]
+    assert vals.tolist() == [[3.0, 2.0, 2.0, 2.0]]

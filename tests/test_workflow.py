@@ -1,0 +1,231 @@
+"""End-to-end Snakemake runs on tiny generated data: results against float64
+brute force, incremental job lists, resume after kill, bad input."""
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import (
+    REPO, assert_topk_matches, brute_force, model_config, planned_job_list, run_snakemake,
+)
+from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
+
+
+def load_result(path):
+    if str(path).endswith(".json"):
+        data = json.loads(Path(path).read_text())
+        return list(data), [list(v) for v in data.values()], [list(v.values()) for v in data.values()]
+    with open(path, "rb") as fh:
+        res = pickle.load(fh)
+    return res["query_ids"], res["db_ids"][res["ranks"]], res["sims"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """Three models run once: plain json; adapter + selected ids as pickle; k > database."""
+    work = tmp_path_factory.mktemp("wf")
+    data = make_dataset(
+        work / "data", num_instances=8, queries_per_instance=2, positives_per_instance=4,
+        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=3,
+    )
+    shutil.copy(data["lin_adapt_path"], work / "adapter_b.pth")
+    shutil.copy(data["selected_ids"], work / "selected_b.txt")
+    config = {
+        "results_dir": "results",
+        "device": "cpu",
+        "models": {
+            "plain": model_config(data, total_distractors=2, k=40),
+            "adapted": model_config(
+                data, lin_adapt_path=str(work / "adapter_b.pth"),
+                selected_ids=str(work / "selected_b.txt"), save_as="pickle", k=60,
+            ),
+            "huge_k": model_config(data, distractor_hdf5=None, k=1000),
+        },
+    }
+    run_snakemake(work, config=config)
+    return work, data, config
+
+
+def test_results_equal_brute_force(finished_run):
+    work, _, config = finished_run
+    for name, cfg in config["models"].items():
+        ext = "pkl" if cfg.get("save_as") == "pickle" else "json"
+        qids, ids, sims = load_result(work / "results" / name / f"similarities.{ext}")
+        ref = brute_force(cfg)
+        assert_topk_matches(qids, ids, sims, ref)
+    # k larger than the database: the whole (positives-only) database, sorted
+    _, ids, _ = load_result(work / "results/huge_k/similarities.json")
+    assert len(ids[0]) == 32
+
+
+def test_nothing_to_do_after_a_run(finished_run):
+    work, _, config = finished_run
+    assert planned_job_list(work, config=config) == []
+
+
+def jobs_for(model, shards=(), merge=True, fmt=None):
+    jobs = [("search_shard", f"results/{model}/shards/{s}.npz") for s in shards]
+    if merge:
+        jobs.append(("merge_shards", f"results/{model}/merged.npz"))
+    jobs.append(("format_results", f"results/{model}/{fmt or 'similarities.json'}"))
+    return jobs
+
+
+def expect(*groups):
+    return sorted([job for group in groups for job in group] + [("all", "")]) if groups else []
+
+
+def dry(work, config):
+    return [(r, o) for r, o in planned_job_list(work, config=config) if r != "all"]
+
+
+def variant(config, model, **changes):
+    new = json.loads(json.dumps(config))
+    new["models"][model].update(changes)
+    return new
+
+
+D = [f"distractors_{i:05d}" for i in range(3)]
+
+
+def test_incremental_job_lists(finished_run):
+    work, data, config = finished_run
+    # adding a model runs only that model's jobs
+    added = json.loads(json.dumps(config))
+    added["models"]["new"] = model_config(data, total_distractors=1, k=10)
+    assert dry(work, added) == sorted(jobs_for("new", ["positives", D[0]]))
+    # k of one model: that model's searches, merge and format
+    assert dry(work, variant(config, "plain", k=41)) == sorted(jobs_for("plain", ["positives", *D[:2]]))
+    # selected ids: only the distractor shards are filtered, positives are reused
+    shutil.copy(data["selected_ids"], work / "selected_c.txt")
+    assert dry(work, variant(config, "adapted", selected_ids=str(work / "selected_c.txt"))) == sorted(
+        jobs_for("adapted", D, fmt="similarities.pkl"))
+    # queries of one model
+    assert dry(work, variant(config, "huge_k", query_hdf5=data["positive_hdf5"])) == sorted(
+        jobs_for("huge_k", ["positives"]))
+    # output format or name: the format job only
+    assert dry(work, variant(config, "plain", save_as="pickle")) == [
+        ("format_results", "results/plain/similarities.pkl")]
+    assert dry(work, variant(config, "plain", save_name="run2")) == [
+        ("format_results", "results/plain/run2.json")]
+    # more distractor files: only the new shard, then merge and format
+    assert dry(work, variant(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
+
+
+def test_changed_adapter_file_reruns_only_that_model(finished_run):
+    work, data, config = finished_run
+    time.sleep(1.1)
+    write_adapter(work / "adapter_b.pth", 32, 24, seed=99)
+    try:
+        assert dry(work, config) == sorted(jobs_for("adapted", ["positives", *D], fmt="similarities.pkl"))
+        run_snakemake(work, config=config)
+        qids, ids, sims = load_result(work / "results/adapted/similarities.pkl")
+        assert_topk_matches(qids, ids, sims, brute_force(config["models"]["adapted"]))
+    finally:
+        shutil.copy(data["lin_adapt_path"], work / "adapter_b.pth")
+        run_snakemake(work, config=config)
+
+
+def test_user_configfile_runs_only_its_models(finished_run):
+    work, _, config = finished_run
+    proc = run_snakemake(work, "-n", "--quiet", "rules", config=config)
+    assert "demo" not in proc.stdout + proc.stderr
+    assert "make_demo_data" not in proc.stdout + proc.stderr
+
+
+def test_kill_and_resume(tmp_path):
+    data = make_dataset(tmp_path / "data", num_instances=40, queries_per_instance=5,
+                        distractor_rows=(40000,) * 6, dim=128, seed=5)
+    cfg = {"results_dir": "results", "device": "cpu",
+           "models": {"m": model_config(data, total_distractors=6, k=100)}}
+    import yaml
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--cores", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    shards = tmp_path / "results/m/shards"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(shards.glob("*.npz"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the running job, mid-work
+    proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
+    assert 2 <= len(done) < 7, done
+    run_snakemake(tmp_path, "--unlock")
+    run_snakemake(tmp_path)
+    after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
+    assert len(after) == 7
+    assert {name: after[name] for name in done} == done  # finished shards not redone
+    assert not list(shards.glob(".*tmp*"))
+    qids, ids, sims = load_result(tmp_path / "results/m/similarities.json")
+    assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
+
+
+# ----------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "topk": 5}}}, "models.m: Additional properties are not allowed ('topk' was unexpected)"),
+        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": "ten"}}}, "models.m.k: 'ten' is not of type 'integer'"),
+        ({"models": {"bad/name": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "name 'bad/name' is not valid"),
+        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": 0}}}, "0 is less than the minimum of 1"),
+        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d.h5",
+                           "total_distractors": 3}}}, "has no '{idx}' placeholder"),
+        ({"resuls_dir": "x", "models": {"m": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "'resuls_dir' was unexpected"),
+    ],
+)
+def test_bad_config_is_rejected_clearly(tmp_path, change, message):
+    proc = run_snakemake(tmp_path, "-n", config=change, check=False)
+    assert proc.returncode != 0
+    assert message.lower() in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+
+
+def test_missing_file_is_named(tmp_path, dataset):
+    cfg = {"models": {"m": model_config(dataset, total_distractors=5)}}
+    proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
+    assert proc.returncode != 0
+    assert "features_distractors_00003.hdf5" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("fault", ["dimension", "nan", "adapter_dim", "empty"])
+def test_bad_input_fails_clearly_and_keeps_other_results(tmp_path, dataset, fault):
+    good = model_config(dataset, total_distractors=1, k=10)
+    cfg = {"device": "cpu", "models": {"good": good}}
+    run_snakemake(tmp_path, config=cfg)
+    result = tmp_path / "results/good/similarities.json"
+    before = result.read_bytes()
+    bad = dict(good)
+    if fault == "dimension":
+        write_feature_file(tmp_path / "q.h5", np.ones((2, 16)), ["a", "b"], "float32")
+        bad["query_hdf5"], message = str(tmp_path / "q.h5"), "32-d but the queries are 16-d"
+    elif fault == "nan":
+        x = np.ones((50, 32), np.float32)
+        x[7] = np.inf
+        write_feature_file(tmp_path / "p.h5", x, [str(i) for i in range(50)], "float32")
+        bad["positive_hdf5"], message = str(tmp_path / "p.h5"), "1 row(s) of 'features' contain NaN or inf"
+    elif fault == "adapter_dim":
+        write_adapter(tmp_path / "a.pth", 64, 8)
+        bad["lin_adapt_path"], message = str(tmp_path / "a.pth"), "adapter expects 64-d input"
+    else:
+        (tmp_path / "sel.txt").write_text("no-such-id\n")
+        write_feature_file(tmp_path / "p0.h5", np.ones((0, 32)), [], "float16")
+        bad.update(selected_ids=str(tmp_path / "sel.txt"), positive_hdf5=str(tmp_path / "p0.h5"))
+        message = "database is empty after filtering"
+    cfg["models"]["bad"] = bad
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert result.read_bytes() == before
+    assert not (tmp_path / "results/bad/similarities.json").exists()
