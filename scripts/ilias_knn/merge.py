@@ -77,7 +77,7 @@ def _ids_of_positions(paths, unique_pos):
         _, arrays = load_partial(paths[ordinal], keys=("id_rows", "ids"))
         where = np.searchsorted(arrays["id_rows"], rows[sel])
         ids[sel] = arrays["ids"][where]
-    return ids.astype(str)
+    return np.char.decode(ids.astype(bytes), "ascii")
 
 
 def save_merged(path, merged):

@@ -39,7 +39,7 @@ def save_partial(path, result, query_ids, meta):
                 scores=result.scores.astype(np.float32, copy=False),
                 rows=result.rows.astype(np.int64, copy=False),
                 id_rows=result.id_rows.astype(np.int64, copy=False),
-                ids=np.asarray(result.ids, dtype=str),
+                ids=np.char.encode(np.asarray(result.ids, dtype=str), "ascii"),  # 1 byte/char
                 query_ids=np.asarray(query_ids, dtype=str),
                 meta=np.array(json.dumps(meta)),
             )

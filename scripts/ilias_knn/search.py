@@ -23,9 +23,12 @@ MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 1024, 65536
 
 def resolve_device(device):
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device: cuda was asked for, but torch sees no CUDA GPU. Use cpu or auto.")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("device: cuda was asked for, but torch sees no CUDA GPU. Use cpu or auto.")
+        # TF32 would round the inputs to 10-bit mantissas: scores must stay float32-exact.
+        torch.backends.cuda.matmul.allow_tf32 = False
     return device
 
 
@@ -92,7 +95,7 @@ def search_shard(
         next_report = report_every
         for start, block in features.iter_blocks(handle, info, rows):
             x = torch.from_numpy(block).to(device, non_blocking=True).float()
-            if not bool(torch.isfinite(x).all()):
+            if not bool(torch.isfinite(x.sum())):  # one reduction; NaN/inf propagate
                 _raise_nonfinite(handle, info, shard_path, rows)
             positions = torch.arange(start, start + x.shape[0], device=device)
             if id_blocks is not None:
@@ -110,7 +113,7 @@ def search_shard(
                 next_report += report_every
         scores = topk.values.cpu().numpy()
         found_rows = topk.positions.cpu().numpy()
-        id_rows = np.unique(found_rows)
+        id_rows = torch.unique(topk.positions.cpu()).numpy()
         ids = features.read_ids_at(handle, id_rows)
     elapsed = time.perf_counter() - t0
     if selected_ids is not None and kept == 0:

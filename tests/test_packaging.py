@@ -1,0 +1,35 @@
+"""Set-up promises: one package list, README commands are what CI runs."""
+
+import re
+
+import yaml
+
+from conftest import REPO
+
+
+def requirement_lines(text):
+    return sorted(l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#"))
+
+
+def test_conda_env_lists_the_same_packages_as_requirements():
+    env = yaml.safe_load((REPO / "envs" / "knn.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert sorted(pip) == requirement_lines((REPO / "requirements.txt").read_text())
+
+
+def readme_commands():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"<!-- (install|test) -->\s*```bash\n(.*?)\n```", readme, re.S)
+    return dict(blocks)
+
+
+def test_ci_runs_the_readme_commands_verbatim():
+    commands = readme_commands()
+    assert set(commands) == {"install", "test"}
+    ci = (REPO / ".ci" / "run").read_text()
+    for command in commands.values():
+        assert command.strip() in ci
+
+
+def test_torch_is_pinned_to_the_local_cpu_build():
+    assert "torch==2.13.0" in requirement_lines((REPO / "requirements.txt").read_text())
