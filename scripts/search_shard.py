@@ -6,6 +6,7 @@ from ilias_knn import features
 from ilias_knn.adapter import check_adapter_dim, load_adapter
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
+from ilias_knn.scoring import resolve_scoring
 from ilias_knn.search import prepare_queries, resolve_device, search_shard
 from ilias_knn.selection import load_selected_ids
 
@@ -13,7 +14,8 @@ from ilias_knn.selection import load_selected_ids
 def main(snakemake):
     inp, params = snakemake.input, snakemake.params
     torch.set_num_threads(snakemake.threads)
-    # device is read from the config, not params: switching it must not rerun searches
+    # device and scoring come from the config, not params: results are the same
+    # either way, so switching them must not rerun finished searches
     device = resolve_device(snakemake.config["device"])
     adapter_path = inp.get("adapter")
     adapter = load_adapter(adapter_path) if adapter_path else None
@@ -25,6 +27,7 @@ def main(snakemake):
     result = search_shard(
         queries, inp.shard, params.k, adapter=adapter, adapter_path=adapter_path,
         selected_ids=selected, device=device,
+        scoring=resolve_scoring(snakemake.config["scoring"], device),
     )
     meta = {
         "k": params.k,

@@ -12,23 +12,26 @@ def reference_topk(scores, k):
     return np.take_along_axis(scores, order, 1), order
 
 
-def run_blocks(scores, k, block):
-    topk = RunningTopK(scores.shape[0], k)
+def run_blocks(scores, k, block, flush_width=None):
+    topk = RunningTopK(scores.shape[0], k, flush_width=flush_width)
     for start in range(0, scores.shape[1], block):
         stop = min(start + block, scores.shape[1])
         topk.add(torch.from_numpy(scores[:, start:stop]), torch.arange(start, stop))
+    topk.finish()
     return topk.values.numpy(), topk.positions.numpy()
 
 
 @pytest.mark.parametrize("k,block", [(1, 7), (5, 3), (10, 64), (37, 16), (200, 50), (500, 100)])
 @pytest.mark.parametrize("levels", [None, 4, 50])
-def test_running_topk_equals_lexsort(k, block, levels):
-    """levels quantises scores so that many exact ties cross block and k boundaries."""
+@pytest.mark.parametrize("flush_width", [1, None, 10**6])
+def test_running_topk_equals_lexsort(k, block, levels, flush_width):
+    """levels quantises scores so that many exact ties cross block and k boundaries;
+    flush_width covers merging every block, the default buffer, and one merge at the end."""
     rng = np.random.default_rng(k * 1000 + block)
     scores = rng.standard_normal((13, 300)).astype(np.float32)
     if levels:
         scores = np.round(scores * levels / 4).astype(np.float32)
-    vals, pos = run_blocks(scores, k, block)
+    vals, pos = run_blocks(scores, k, block, flush_width)
     ref_vals, ref_pos = reference_topk(scores, k)
     np.testing.assert_array_equal(vals, ref_vals)
     np.testing.assert_array_equal(pos, ref_pos)

@@ -43,6 +43,7 @@ def finished_run(tmp_path_factory):
     config = {
         "results_dir": "results",
         "device": "cpu",
+        "scoring": "bf16",  # the fast path, whatever this CPU is (results are exact either way)
         "models": {
             "plain": model_config(data, total_distractors=2, k=40),
             "adapted": model_config(
@@ -118,6 +119,8 @@ def test_incremental_job_lists(finished_run):
         ("format_results", "results/plain/similarities.pkl")]
     assert dry(work, variant(config, "plain", save_name="run2")) == [
         ("format_results", "results/plain/run2.json")]
+    # scoring kernel, device, threads: nothing (the results are the same)
+    assert dry(work, dict(config, scoring="fp32", device="auto", search_threads=1)) == []
     # more distractor files: only the new shard, then merge and format
     assert dry(work, variant(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
 
@@ -146,7 +149,7 @@ def test_user_configfile_runs_only_its_models(finished_run):
 def test_kill_and_resume(tmp_path):
     data = make_dataset(tmp_path / "data", num_instances=40, queries_per_instance=5,
                         distractor_rows=(40000,) * 6, dim=128, seed=5)
-    cfg = {"results_dir": "results", "device": "cpu",
+    cfg = {"results_dir": "results", "device": "cpu", "scoring": "fp32",
            "models": {"m": model_config(data, total_distractors=6, k=100)}}
     import yaml
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
