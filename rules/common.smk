@@ -104,6 +104,20 @@ def get_final_output():
     return [get_result_path(model) for model in MODELS]
 
 
+def get_search_runtime(wildcards, input):
+    """Minutes for one shard search, from the shard file's size (a stat, no open):
+    generous for the CPU path (about 3 min per GB measured with bf16 on 2 cores)."""
+    shard = Path(input.shard)
+    shard_gb = shard.stat().st_size / 2**30 if shard.exists() else 2
+    return int(15 + 10 * shard_gb)
+
+
+def get_search_gpu():
+    """GPU request for shard searches: only when device is cuda (auto cannot know
+    at planning time whether the cluster's nodes have one)."""
+    return {"gpu": 1} if config["device"] == "cuda" else {}
+
+
 def get_search_mem_mb(wildcards, input, threads):
     """Memory of a shard search. Blocks are bounded, so it grows with the query
     file (queries, and the nq x k top-k state) and k, never with the shard's rows.

@@ -12,7 +12,8 @@ rule search_shard:
     threads: config["search_threads"]
     resources:
         mem_mb=get_search_mem_mb,
-        runtime=60,
+        runtime=get_search_runtime,
+        **get_search_gpu(),
     conda:
         "../envs/knn.yaml"
     script:

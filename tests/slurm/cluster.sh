@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A one-node SLURM cluster with accounting (slurmdbd + MariaDB) on this machine,
+# for the integration test. Needs root and Debian's slurm-wlm, munge, slurmdbd,
+# mariadb-server. Usage: cluster.sh start | stop | status
+set -euo pipefail
+HOST=$(hostname -s)
+PIDS=/run/ilias-knn-slurm.pids
+
+wait_for() {  # wait_for SECONDS command...
+  local limit=$1; shift
+  for _ in $(seq 1 $((limit * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out waiting for: $*" >&2; return 1
+}
+
+start() {
+  local cpus mem
+  cpus=$(nproc)
+  mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
+  mkdir -p /etc/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm /run/munge /run/mysqld
+  chown slurm: /var/lib/slurm/slurmctld /var/log/slurm
+  chown munge: /run/munge
+  chown mysql: /run/mysqld
+  cat > /etc/slurm/slurm.conf <<CONF
+ClusterName=iliasknn
+SlurmctldHost=${HOST}(127.0.0.1)
+SlurmUser=slurm
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+MinJobAge=300
+StateSaveLocation=/var/lib/slurm/slurmctld
+SlurmdSpoolDir=/var/lib/slurm/slurmd
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort=6819
+AccountingStoreFlags=job_comment
+JobAcctGatherType=jobacct_gather/linux
+NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=${mem} State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+  cat > /etc/slurm/slurmdbd.conf <<CONF
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort=6819
+SlurmUser=slurm
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=slurm
+StoragePass=iliasknn
+StorageLoc=slurm_acct_db
+PidFile=/run/slurmdbd.pid
+LogFile=/var/log/slurm/slurmdbd.log
+CONF
+  chown slurm: /etc/slurm/slurmdbd.conf
+  chmod 600 /etc/slurm/slurmdbd.conf
+  : > "$PIDS"
+
+  [ -f /etc/munge/munge.key ] || { mungekey --create; chown munge: /etc/munge/munge.key; chmod 600 /etc/munge/munge.key; }
+  runuser -u munge -- /usr/sbin/munged
+  wait_for 10 sh -c 'munge -n | unmunge'
+  echo "munged /run/munge/munged.pid" >> "$PIDS"
+
+  (mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid > /var/log/slurm/mariadb.log 2>&1 &)
+  wait_for 30 mariadb-admin ping
+  echo "mariadbd /run/mysqld/mysqld.pid" >> "$PIDS"
+  mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'iliasknn';
+              GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
+
+  /usr/sbin/slurmdbd
+  echo "slurmdbd /run/slurmdbd.pid" >> "$PIDS"
+  wait_for 30 sacctmgr -n list cluster
+  sacctmgr -i add cluster iliasknn >/dev/null 2>&1 || true
+
+  /usr/sbin/slurmctld
+  echo "slurmctld /run/slurmctld.pid" >> "$PIDS"
+  /usr/sbin/slurmd
+  echo "slurmd /run/slurmd.pid" >> "$PIDS"
+  wait_for 30 sh -c 'sinfo -h -o %t | grep -qx idle'
+  echo "SLURM up: $(sinfo -h -o '%P %t %c CPUs %m MB')"
+}
+
+stop() {
+  # reverse order of start: slurmd, slurmctld, slurmdbd, mariadbd, munged
+  [ -f "$PIDS" ] || return 0
+  tac "$PIDS" | while read -r name pidfile; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || continue
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "stopped $name ($pid)"
+  done
+  rm -f "$PIDS"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) sinfo; squeue ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
