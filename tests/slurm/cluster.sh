@@ -4,7 +4,8 @@
 # mariadb-server. Usage: cluster.sh start | stop | status
 set -euo pipefail
 HOST=$(hostname -s)
-PIDS=/run/ilias-knn-slurm.pids
+# pid files of the daemons start() launches, in the order stop() ends them
+PIDFILES="/run/slurmd.pid /run/slurmctld.pid /run/slurmdbd.pid /run/mysqld/mysqld.pid /run/munge/munged.pid"
 
 wait_for() {  # wait_for SECONDS command...
   local limit=$1; shift
@@ -62,44 +63,40 @@ LogFile=/var/log/slurm/slurmdbd.log
 CONF
   chown slurm: /etc/slurm/slurmdbd.conf
   chmod 600 /etc/slurm/slurmdbd.conf
-  : > "$PIDS"
+  stop  # leftovers of an earlier run that was not stopped
+  rm -rf /var/lib/slurm/slurmctld/* /var/lib/slurm/slurmd/*  # a fresh cluster: no jobs from earlier runs
 
   [ -f /etc/munge/munge.key ] || { mungekey --create; chown munge: /etc/munge/munge.key; chmod 600 /etc/munge/munge.key; }
   runuser -u munge -- /usr/sbin/munged
   wait_for 10 sh -c 'munge -n | unmunge'
-  echo "munged /run/munge/munged.pid" >> "$PIDS"
 
   (mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid > /var/log/slurm/mariadb.log 2>&1 &)
   wait_for 30 mariadb-admin ping
-  echo "mariadbd /run/mysqld/mysqld.pid" >> "$PIDS"
   mariadb -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'iliasknn';
               GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
 
   /usr/sbin/slurmdbd
-  echo "slurmdbd /run/slurmdbd.pid" >> "$PIDS"
   wait_for 30 sacctmgr -n list cluster
   sacctmgr -i add cluster iliasknn >/dev/null 2>&1 || true
 
   /usr/sbin/slurmctld
-  echo "slurmctld /run/slurmctld.pid" >> "$PIDS"
   /usr/sbin/slurmd
-  echo "slurmd /run/slurmd.pid" >> "$PIDS"
   wait_for 30 sh -c 'sinfo -h -o %t | grep -qx idle'
   echo "SLURM up: $(sinfo -h -o '%P %t %c CPUs %m MB')"
 }
 
 stop() {
-  # reverse order of start: slurmd, slurmctld, slurmdbd, mariadbd, munged
-  [ -f "$PIDS" ] || return 0
-  tac "$PIDS" | while read -r name pidfile; do
+  # slurmd, slurmctld, slurmdbd, mariadbd, munged: each by the pid in its pid file
+  for pidfile in $PIDFILES; do
     [ -f "$pidfile" ] || continue
     pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    echo "stopped $name ($pid)"
+    if kill "$pid" 2>/dev/null; then
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+      echo "stopped $(basename "$pidfile" .pid) ($pid)"
+    fi
+    rm -f "$pidfile"
   done
-  rm -f "$PIDS"
 }
 
 case "${1:-}" in
