@@ -5,7 +5,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import assert_topk_matches, brute_force, model_config
 from ilias_knn import features

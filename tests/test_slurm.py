@@ -10,7 +10,6 @@ installed.)
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import (
     REPO, assert_topk_matches, brute_force, model_config, planned_job_list, run_snakemake,

@@ -100,16 +100,18 @@ def read_all(path):
     return info, feats, ids
 
 
-def check_finite(block, path, first_row, total_bad=None):
-    """Raise if a block holds NaN/inf; ``total_bad`` is the file-wide row count if known."""
-    bad = ~np.isfinite(block).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:5] + first_row
-        count = total_bad if total_bad is not None else int(bad.sum())
-        raise InputError(
-            f"{path}: {count} row(s) of 'features' contain NaN or inf (first at rows "
-            f"{rows.tolist()}). Re-extract those features or remove the rows."
-        )
+def nonfinite_error(path, count, first_rows):
+    return InputError(
+        f"{path}: {count} row(s) of 'features' contain NaN or inf (first at rows "
+        f"{list(first_rows)}). Re-extract those features or remove the rows."
+    )
+
+
+def check_finite(block, path, first_row):
+    """Raise if a block holds NaN/inf rows, naming how many and where."""
+    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+    if bad.size:
+        raise nonfinite_error(path, bad.size, (bad[:5] + first_row).tolist())
 
 
 def block_rows_for(info, target_rows):

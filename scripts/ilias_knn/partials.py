@@ -8,8 +8,6 @@ detected at merge time instead of merged silently.
 import hashlib
 import json
 import zipfile
-from pathlib import Path
-
 import numpy as np
 
 from .atomic import atomic_output
@@ -71,6 +69,3 @@ def check_partial_meta(path, meta, expected):
             f"Delete it (or run with --forcerun search_shard) so it is recomputed."
         )
 
-
-def shard_label(path):
-    return Path(path).stem

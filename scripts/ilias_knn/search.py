@@ -143,7 +143,4 @@ def _raise_nonfinite(handle, info, path, rows):
         bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
         total += bad.size
         bad_rows.extend((bad[: 5 - len(bad_rows)] + start).tolist() if len(bad_rows) < 5 else [])
-    raise InputError(
-        f"{path}: {total} row(s) of 'features' contain NaN or inf (first at rows {bad_rows}). "
-        "Re-extract those features or remove the rows."
-    )
+    raise features.nonfinite_error(path, total, bad_rows)
