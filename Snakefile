@@ -16,10 +16,18 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/search.smk"
 include: "rules/format.smk"
-
+include: "rules/evaluate.smk"
 
 rule all:
     input:
         get_final_output(),
     localrule: True
     default_target: True
+
+
+onstart:
+    validate_inputs()
+
+
+onsuccess:
+    print_summary()

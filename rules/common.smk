@@ -20,6 +20,7 @@ validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 RESULTS = config["results_dir"].rstrip("/")
 MODELS = config["models"]
 RESULT_EXTENSIONS = {"json": "json", "pickle": "pkl"}
+TEXT_SUFFIX = "_text"  # {save_name}_text.{ext}: results of the text queries
 
 
 def check_model_configs():
@@ -32,6 +33,16 @@ def check_model_configs():
                 f"total_distractors is {cfg['total_distractors']}. Write the path with {{idx}} "
                 "where the 5-digit file number goes, e.g. features_distractors_{idx}.hdf5."
             )
+        if cfg["query_expansion"] > cfg["k"]:
+            raise WorkflowError(
+                f"model {name}: query_expansion ({cfg['query_expansion']}) is larger than k "
+                f"({cfg['k']}). Expansion uses the first search's top-n: raise k or lower n."
+            )
+        if cfg["save_name"].endswith(TEXT_SUFFIX):
+            raise WorkflowError(
+                f"model {name}: save_name {cfg['save_name']!r} ends with {TEXT_SUFFIX!r}, the suffix "
+                "of text-query results. Choose another save_name."
+            )
 
 
 check_model_configs()
@@ -40,7 +51,11 @@ check_model_configs()
 wildcard_constraints:
     model="|".join(re.escape(m) for m in sorted(MODELS, key=len, reverse=True)),
     shard=r"positives|distractors_\d{5}",
-    save_name=r"[A-Za-z0-9_.-]+",
+    # "" for the first search, "qe<n>/" for the search with expanded queries
+    stage=r"(qe[1-9]\d*/)?",
+    # the configured names only, so "x_text.json" splits into x + _text unambiguously
+    save_name="|".join(re.escape(m["save_name"]) for m in MODELS.values()),
+    query_set_suffix=f"({TEXT_SUFFIX})?",
     ext="|".join(RESULT_EXTENSIONS.values()),
 
 
@@ -57,37 +72,75 @@ def get_shard_names(model):
     return ["positives"] + [f"distractors_{i:05d}" for i in range(get_num_distractors(model))]
 
 
-def get_partial_path(model, shard):
-    return f"{RESULTS}/{model}/shards/{shard}.npz"
-
-
 def get_shard_hdf5(model, shard):
     if shard == "positives":
         return MODELS[model]["positive_hdf5"]
     return get_distractor_hdf5(model, int(shard.split("_")[1]))
 
 
+def get_query_inputs(model):
+    """The model's query files: image queries, and text queries when configured."""
+    cfg = MODELS[model]
+    inputs = {"queries": cfg["query_hdf5"]}
+    if cfg.get("text_query_hdf5"):
+        inputs["text_queries"] = cfg["text_query_hdf5"]
+    return inputs
+
+
+def get_adapter_input(model):
+    path = MODELS[model].get("lin_adapt_path")
+    return {"adapter": path} if path else {}
+
+
 def get_search_input(wildcards):
-    """Inputs of one shard search: its queries, its one shard file, and the model's
-    adapter / selected ids when configured (positives are never filtered)."""
+    """Inputs of one shard search: its queries (the query files, or the expanded
+    queries in an expansion round), its one shard file, and the model's adapter /
+    selected ids when configured (positives are never filtered)."""
     cfg = MODELS[wildcards.model]
-    inputs = {
-        "queries": cfg["query_hdf5"],
-        "shard": get_shard_hdf5(wildcards.model, wildcards.shard),
-    }
-    if cfg.get("lin_adapt_path"):
-        inputs["adapter"] = cfg["lin_adapt_path"]
+    if wildcards.stage:
+        inputs = {"expanded": f"{RESULTS}/{wildcards.model}/{wildcards.stage}expanded_queries.npz"}
+    else:
+        inputs = get_query_inputs(wildcards.model)
+    inputs["shard"] = get_shard_hdf5(wildcards.model, wildcards.shard)
+    inputs.update(get_adapter_input(wildcards.model))
     if cfg.get("selected_ids") and wildcards.shard != "positives":
         inputs["selected_ids"] = cfg["selected_ids"]
     return inputs
 
 
-def get_merge_input(wildcards):
-    shards = get_shard_names(wildcards.model)
+def get_partials(model, stage):
+    """A model's partials of one search round: positives, then distractors in order."""
+    shards = get_shard_names(model)
+    partial = lambda shard: f"{RESULTS}/{model}/{stage}shards/{shard}.npz"
     return {
-        "positives": get_partial_path(wildcards.model, shards[0]),
-        "distractors": [get_partial_path(wildcards.model, s) for s in shards[1:]],
+        "positives": partial(shards[0]),
+        "distractors": [partial(s) for s in shards[1:]],
     }
+
+
+def get_merge_input(wildcards):
+    return get_partials(wildcards.model, wildcards.stage)
+
+
+def get_expand_input(wildcards):
+    """The first search's merged top-k, the query files and every shard file
+    (expansion reads just the rows of each query's top-n from them)."""
+    model = wildcards.model
+    return {
+        "merged": f"{RESULTS}/{model}/merged.npz",
+        **get_query_inputs(model),
+        **get_adapter_input(model),
+        "shards": [get_shard_hdf5(model, shard) for shard in get_shard_names(model)],
+    }
+
+
+def get_final_stage(model):
+    n = MODELS[model]["query_expansion"]
+    return f"qe{n}/" if n else ""
+
+
+def get_final_merged(wildcards):
+    return f"{RESULTS}/{wildcards.model}/{get_final_stage(wildcards.model)}merged.npz"
 
 
 def get_model_param(key, default=None):
@@ -95,13 +148,72 @@ def get_model_param(key, default=None):
     return lambda wildcards: MODELS[wildcards.model].get(key) or default
 
 
-def get_result_path(model):
+def get_query_set_suffixes(model):
+    """File-name suffix of each query set of a model: "" (image), "_text" (text)."""
+    return [""] + ([TEXT_SUFFIX] if MODELS[model].get("text_query_hdf5") else [])
+
+
+def get_query_set(wildcards):
+    return "text" if wildcards.query_set_suffix else "image"
+
+
+def get_result_paths(model):
+    """The ILIAS result files of a model: image queries, and text queries when given."""
     cfg = MODELS[model]
-    return f"{RESULTS}/{model}/{cfg['save_name']}.{RESULT_EXTENSIONS[cfg['save_as']]}"
+    ext = RESULT_EXTENSIONS[cfg["save_as"]]
+    return [f"{RESULTS}/{model}/{cfg['save_name']}{suffix}.{ext}" for suffix in get_query_set_suffixes(model)]
 
 
 def get_final_output():
-    return [get_result_path(model) for model in MODELS]
+    outputs = [path for model in MODELS for path in get_result_paths(model)]
+    if EVALUATE:
+        outputs += [f"{RESULTS}/summary.tsv", f"{RESULTS}/scale_curves.png"]
+        outputs += [f"{RESULTS}/{model}/scale_curve.png" for model in MODELS]
+    return outputs
+
+
+# ----------------------------------------------------------------------------
+# Evaluation (when dataset_dir is set)
+# ----------------------------------------------------------------------------
+EVALUATE = bool(config.get("dataset_dir"))
+
+
+def get_ground_truth_input():
+    inputs = {"positive_ids": f"{config['dataset_dir']}/image_ids/positive_ids.txt"}
+    if config.get("taxonomy"):
+        inputs["taxonomy"] = config["taxonomy"]
+    return inputs
+
+
+def get_evaluate_input(wildcards):
+    return {"merged": get_final_merged(wildcards), **get_ground_truth_input()}
+
+
+def get_evaluation_reports():
+    return [f"{RESULTS}/{m}/evaluation{sfx}.json" for m in MODELS for sfx in get_query_set_suffixes(m)]
+
+
+def get_evaluation_keys():
+    return [[m, "text" if sfx else "image"] for m in MODELS for sfx in get_query_set_suffixes(m)]
+
+
+def get_scale_curve_input(wildcards):
+    """The first search's partials (a prefix of them is a smaller database)."""
+    inputs = get_partials(wildcards.model, "")
+    inputs["positive_ids"] = get_ground_truth_input()["positive_ids"]
+    return inputs
+
+
+def get_model_curves(model):
+    if not isinstance(model, str):  # called as an input function
+        model = model.model
+    return [f"{RESULTS}/{model}/scale_curve{sfx}.tsv" for sfx in get_query_set_suffixes(model)]
+
+
+def get_model_curve_labels(model):
+    if not isinstance(model, str):
+        model = model.model
+    return ["text" if sfx else "image" for sfx in get_query_set_suffixes(model)]
 
 
 def get_search_runtime(wildcards, input):
@@ -118,11 +230,34 @@ def get_search_gpu():
     return {"gpu": 1} if config["device"] == "cuda" else {}
 
 
-def get_search_mem_mb(wildcards, input, threads):
+def get_search_mem_mb(wildcards, threads):
     """Memory of a shard search. Blocks are bounded, so it grows with the query
-    file (queries, and the nq x k top-k state) and k, never with the shard's rows.
-    Only the query file's size is looked at (no file is opened)."""
-    queries = Path(input.queries)
-    query_mb = queries.stat().st_size / 2**20 if queries.exists() else 16
+    files (queries, and the nq x k top-k state) and k, never with the shard's rows.
+    Only the query files' sizes are looked at (no file is opened)."""
+    paths = [Path(p) for p in get_query_inputs(wildcards.model).values()]
+    query_mb = sum(p.stat().st_size / 2**20 if p.exists() else 16 for p in paths)
     k = MODELS[wildcards.model]["k"]
     return int(768 + 8 * query_mb + 0.05 * k * query_mb + 128 * threads)
+
+
+def print_summary():
+    """At the end of a run: the cross-model summary as a Markdown table."""
+    path = Path(f"{RESULTS}/summary.tsv")
+    if EVALUATE and path.exists():
+        import pandas as pd
+
+        table = pd.read_csv(path, sep="\t")
+        print(f"\nILIAS evaluation ({path}):\n" + table.to_markdown(index=False, floatfmt=".2f"))
+
+
+def validate_inputs():
+    """Before any job runs (not at parse time, not in dry runs): header checks of
+    every model's files, all problems reported at once."""
+    from ilias_knn.validate import model_input_problems
+
+    problems = []
+    for name, cfg in MODELS.items():
+        shards = [get_shard_hdf5(name, shard) for shard in get_shard_names(name)]
+        problems += model_input_problems(name, cfg, shards)
+    if problems:
+        raise WorkflowError("Bad input, nothing was searched:\n  - " + "\n  - ".join(problems))

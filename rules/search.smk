@@ -1,14 +1,19 @@
+# Search: one job per (model, shard), then one merge per model. With query
+# expansion, the same two steps run again ({stage} = "qe<n>/") on the queries
+# that expand_queries made from the first search's top-n.
+
+
 rule search_shard:
     input:
         unpack(get_search_input),
     output:
-        partial=f"{RESULTS}/{{model}}/shards/{{shard}}.npz",
+        partial=f"{RESULTS}/{{model}}/{{stage}}shards/{{shard}}.npz",
     params:
         k=get_model_param("k"),
     log:
-        f"{RESULTS}/{{model}}/logs/search_{{shard}}.log",
+        f"{RESULTS}/{{model}}/logs/{{stage}}search_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/{{model}}/benchmarks/search_{{shard}}.tsv"
+        f"{RESULTS}/{{model}}/benchmarks/{{stage}}search_{{shard}}.tsv"
     threads: config["search_threads"]
     resources:
         mem_mb=get_search_mem_mb,
@@ -24,15 +29,15 @@ rule merge_shards:
     input:
         unpack(get_merge_input),
     output:
-        merged=f"{RESULTS}/{{model}}/merged.npz",
+        merged=f"{RESULTS}/{{model}}/{{stage}}merged.npz",
     params:
         k=get_model_param("k"),
         adapter=get_model_param("lin_adapt_path", ""),
         selected_ids=get_model_param("selected_ids", ""),
     log:
-        f"{RESULTS}/{{model}}/logs/merge.log",
+        f"{RESULTS}/{{model}}/logs/{{stage}}merge.log",
     benchmark:
-        f"{RESULTS}/{{model}}/benchmarks/merge.tsv"
+        f"{RESULTS}/{{model}}/benchmarks/{{stage}}merge.tsv"
     resources:
         mem_mb=2048,
         runtime=30,
@@ -40,3 +45,25 @@ rule merge_shards:
         "../envs/knn.yaml"
     script:
         "../scripts/merge_shards.py"
+
+
+rule expand_queries:
+    input:
+        unpack(get_expand_input),
+    output:
+        queries=f"{RESULTS}/{{model}}/qe{{n}}/expanded_queries.npz",
+    params:
+        n=lambda wildcards: int(wildcards.n),
+    log:
+        f"{RESULTS}/{{model}}/logs/qe{{n}}/expand_queries.log",
+    benchmark:
+        f"{RESULTS}/{{model}}/benchmarks/qe{{n}}/expand_queries.tsv"
+    wildcard_constraints:
+        n=r"[1-9]\d*",
+    resources:
+        mem_mb=4096,
+        runtime=30,
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/expand_queries.py"

@@ -1,4 +1,5 @@
-"""Snakemake script: write a model's merged top-k in the ILIAS format (json or pickle)."""
+"""Snakemake script: write one query set of a model's merged top-k in the ILIAS
+format (json or pickle)."""
 
 import logging
 
@@ -8,11 +9,12 @@ from ilias_knn.merge import load_merged
 
 
 def main(snakemake):
-    merged = load_merged(snakemake.input.merged)
+    merged = load_merged(snakemake.input.merged).query_set(snakemake.params.query_set)
     write_results(snakemake.output.results, merged, snakemake.params.save_as)
     logging.getLogger("ilias_knn").info(
-        "%d queries x top-%d written to %s", *merged.sims.shape, snakemake.output.results
+        "%d %s queries x top-%d written to %s", merged.sims.shape[0], snakemake.params.query_set,
+        merged.sims.shape[1], snakemake.output.results,
     )
 
 
-run_logged(lambda: main(snakemake), snakemake.log[0])  # noqa: F821
+run_logged(main, snakemake)  # noqa: F821

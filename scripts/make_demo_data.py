@@ -19,4 +19,4 @@ def main(snakemake):
         print(f"{name}: {path}")
 
 
-run_logged(lambda: main(snakemake), snakemake.log[0])  # noqa: F821
+run_logged(main, snakemake)  # noqa: F821

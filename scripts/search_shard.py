@@ -1,14 +1,28 @@
-"""Snakemake script: exact top-k of one model's queries in one database shard."""
+"""Snakemake script: exact top-k of one model's queries (every query set, one
+pass) in one database shard; the expanded queries in a query-expansion round."""
 
 import torch
 
-from ilias_knn import features
 from ilias_knn.adapter import check_adapter_dim, load_adapter
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
+from ilias_knn.queries import load_queries, read_query_sets
 from ilias_knn.scoring import resolve_scoring
 from ilias_knn.search import prepare_queries, resolve_device, search_shard
 from ilias_knn.selection import load_selected_ids
+
+
+def load_model_queries(inp, adapter):
+    """Queries ready to score: the expanded ones (adapted already), or the query files."""
+    if inp.get("expanded"):
+        return load_queries(inp.expanded)
+    paths = {"image": inp.queries}
+    if inp.get("text_queries"):
+        paths["text"] = inp.text_queries
+    queries = read_query_sets(paths)
+    if adapter is not None:
+        check_adapter_dim(adapter, queries.feats.shape[1], inp.get("adapter"), inp.queries)
+    return queries
 
 
 def main(snakemake):
@@ -19,24 +33,22 @@ def main(snakemake):
     device = resolve_device(snakemake.config["device"])
     adapter_path = inp.get("adapter")
     adapter = load_adapter(adapter_path) if adapter_path else None
-    _, query_feats, query_ids = features.read_all(inp.queries)
-    if adapter is not None:
-        check_adapter_dim(adapter, query_feats.shape[1], adapter_path, inp.queries)
+    queries = load_model_queries(inp, adapter)
     selected = load_selected_ids(inp.selected_ids) if inp.get("selected_ids") else None
-    queries = prepare_queries(query_feats, adapter, device)
+    prepared = prepare_queries(queries.feats, None if queries.adapted else adapter, device)
     result = search_shard(
-        queries, inp.shard, params.k, adapter=adapter, adapter_path=adapter_path,
+        prepared, inp.shard, params.k, adapter=adapter, adapter_path=adapter_path,
         selected_ids=selected, device=device,
         scoring=resolve_scoring(snakemake.config["scoring"], device),
     )
     meta = {
         "k": params.k,
         "shard": str(inp.shard),
-        "num_queries": len(query_ids),
+        "num_queries": len(queries.ids),
+        "query_sets": queries.sets,
         "adapter_sha256": file_digest(adapter_path),
         "selected_sha256": file_digest(inp.get("selected_ids")),
     }
-    save_partial(snakemake.output.partial, result, query_ids, meta)
+    save_partial(snakemake.output.partial, result, queries.ids, meta)
 
-
-run_logged(lambda: main(snakemake), snakemake.log[0])  # noqa: F821
+run_logged(main, snakemake)  # noqa: F821

@@ -1,6 +1,8 @@
 """Shared test helpers: an independent float64 brute force, and Snakemake runs."""
 
+import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +39,8 @@ def adapt64(x, adapter_path):
     return y / np.linalg.norm(y, axis=1, keepdims=True)
 
 
-def brute_force(model_cfg, k=None, queries_path=None):
-    """Reference: (query_ids, db_ids, full score matrix, top-k ids, top-k scores)."""
-    k = k or model_cfg.get("k", 1000)
-    q, qids = read_h5(queries_path or model_cfg["query_hdf5"])
+def reference_database(model_cfg):
+    """(adapted float64 database, ids) in database order: positives, then shards."""
     db, ids = read_h5(model_cfg["positive_hdf5"])
     parts, id_parts = [db], [ids]
     selected = None
@@ -54,14 +54,38 @@ def brute_force(model_cfg, k=None, queries_path=None):
             feats, dids = feats[keep], dids[keep]
         parts.append(feats)
         id_parts.append(dids)
-    db = adapt64(np.concatenate(parts), model_cfg.get("lin_adapt_path"))
-    ids = np.concatenate(id_parts)
-    q = adapt64(q, model_cfg.get("lin_adapt_path"))
+    return adapt64(np.concatenate(parts), model_cfg.get("lin_adapt_path")), np.concatenate(id_parts)
+
+
+def topk_reference(q, qids, db, ids, k):
+    """(query_ids, db_ids, full score matrix, top-k ids, top-k scores), float64."""
     scores = q @ db.T
     kk = min(k, db.shape[0])
     # descending score, ties by database position
     order = np.lexsort((np.broadcast_to(np.arange(db.shape[0]), scores.shape), -scores), axis=1)[:, :kk]
     return qids, ids, scores, ids[order], np.take_along_axis(scores, order, 1)
+
+
+def brute_force(model_cfg, k=None, queries_path=None):
+    """Reference: (query_ids, db_ids, full score matrix, top-k ids, top-k scores)."""
+    k = k or model_cfg.get("k", 1000)
+    q, qids = read_h5(queries_path or model_cfg["query_hdf5"])
+    db, ids = reference_database(model_cfg)
+    return topk_reference(adapt64(q, model_cfg.get("lin_adapt_path")), qids, db, ids, k)
+
+
+def brute_force_expanded(model_cfg, n, queries_path=None):
+    """Reference with query expansion, written independently of the library:
+    q' = normalize(q + sum_i s_i x_i) over the float64 top-n, then search again."""
+    q, qids = read_h5(queries_path or model_cfg["query_hdf5"])
+    q = adapt64(q, model_cfg.get("lin_adapt_path"))
+    db, ids = reference_database(model_cfg)
+    scores = q @ db.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+    weights = np.take_along_axis(scores, top, 1)
+    expanded = q + np.einsum("qn,qnd->qd", weights, db[top])
+    expanded /= np.linalg.norm(expanded, axis=1, keepdims=True)
+    return topk_reference(expanded, qids, db, ids, model_cfg.get("k", 1000))
 
 
 def assert_topk_matches(qids, ids, scores, ref, tie_eps=1e-5, score_tol=1e-4):
@@ -88,6 +112,16 @@ def assert_topk_matches(qids, ids, scores, ref, tie_eps=1e-5, score_tol=1e-4):
         for r, (a, b) in enumerate(zip(got_ids, ref_top_ids[qi])):
             if a != b:
                 assert abs(ref_scores[qi, col[a]] - ref_top_scores[qi, r]) <= tie_eps
+
+
+def load_result(path):
+    """(query ids, per-query id lists, per-query scores) of an ILIAS json or pickle file."""
+    if str(path).endswith(".json"):
+        data = json.loads(Path(path).read_text())
+        return list(data), [list(v) for v in data.values()], [list(v.values()) for v in data.values()]
+    with open(path, "rb") as fh:
+        res = pickle.load(fh)
+    return res["query_ids"], res["db_ids"][res["ranks"]], res["sims"]
 
 
 # ----------------------------------------------------------------------------

@@ -15,18 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import (
-    REPO, assert_topk_matches, brute_force, model_config, planned_job_list, run_snakemake,
+    REPO, assert_topk_matches, brute_force, load_result, model_config, planned_job_list, run_snakemake,
 )
 from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
-
-
-def load_result(path):
-    if str(path).endswith(".json"):
-        data = json.loads(Path(path).read_text())
-        return list(data), [list(v) for v in data.values()], [list(v.values()) for v in data.values()]
-    with open(path, "rb") as fh:
-        res = pickle.load(fh)
-    return res["query_ids"], res["db_ids"][res["ranks"]], res["sims"]
 
 
 @pytest.fixture(scope="module")

@@ -114,6 +114,13 @@ def check_finite(block, path, first_row):
         raise nonfinite_error(path, bad.size, (bad[:5] + first_row).tolist())
 
 
+def corrupt_error(path, where, exc):
+    return InputError(
+        f"{path}: cannot read {where} of 'features' ({exc}): the file is truncated or corrupt. "
+        "Re-copy or re-extract it; finished shards of other files are kept."
+    )
+
+
 def block_rows_for(info, target_rows):
     """Block height: ``target_rows`` rounded to whole HDF5 chunks (each chunk read once)."""
     rows = max(1, int(target_rows))
@@ -134,7 +141,10 @@ def iter_blocks(handle, info, block_rows):
     for start in range(0, info.rows, block_rows):
         stop = min(start + block_rows, info.rows)
         view = buf[: stop - start]
-        feats.read_direct(view, source_sel=np.s_[start:stop], dest_sel=np.s_[0 : stop - start])
+        try:
+            feats.read_direct(view, source_sel=np.s_[start:stop], dest_sel=np.s_[0 : stop - start])
+        except OSError as exc:  # a file cut short or damaged after its header
+            raise corrupt_error(info.path, f"rows {start}-{stop}", exc) from exc
         yield start, view
 
 

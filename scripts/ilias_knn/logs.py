@@ -1,5 +1,6 @@
 """Logging set-up for Snakemake scripts: messages to the rule's log file."""
 
+import errno
 import logging
 import sys
 
@@ -18,13 +19,24 @@ def setup_logging(log_path=None):
     return logging.getLogger("ilias_knn")
 
 
-def run_logged(main, log_path):
-    """Run ``main()``; bad input becomes one clear line in the log and exit code 1."""
+def run_logged(main, snakemake):
+    """Run ``main(snakemake)`` with logging to the rule's log. Bad input and a full
+    disk become one clear line and exit code 1 (outputs are written atomically,
+    so nothing half-written is left under a final name)."""
     from .errors import InputError
 
-    log = setup_logging(log_path)
+    log = setup_logging(snakemake.log[0])
     try:
-        main()
+        main(snakemake)
     except InputError as exc:
         log.error("%s", exc)
+        sys.exit(1)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        log.error(
+            "no space left while writing %s (%s). Free space where the results go (or point "
+            "results_dir elsewhere) and run again: finished outputs are kept, none is half-written.",
+            ", ".join(map(str, snakemake.output)), exc.strerror or exc,
+        )
         sys.exit(1)

@@ -24,7 +24,23 @@ class MergedResult:
     db_ids: np.ndarray  # unique retrieved ids, in database order
     sims: np.ndarray  # nq x k float32, rows sorted by descending score
     ranks: np.ndarray  # nq x k int64 indexing db_ids
-    meta: dict
+    meta: dict  # k, rows_kept, shards (partial and shard file per ordinal), query_sets
+    db_positions: np.ndarray | None = None  # global position (ordinal << ROW_BITS | row) of each db id
+
+    def query_set(self, name):
+        """The results of one query set (image or text), db ids restricted to its hits."""
+        sets = self.meta.get("query_sets") or [["image", 0, len(self.query_ids)]]
+        start, stop = next((a, b) for set_name, a, b in sets if set_name == name)
+        used, ranks = np.unique(self.ranks[start:stop], return_inverse=True)
+        positions = self.db_positions[used] if self.db_positions is not None else None
+        meta = dict(self.meta, query_sets=[[name, 0, stop - start]])
+        return MergedResult(self.query_ids[start:stop], self.db_ids[used], self.sims[start:stop],
+                            ranks.reshape(stop - start, -1), meta, positions)
+
+    def shard_rows(self, positions):
+        """(shard file, row) of global positions: where each vector is stored."""
+        ordinal, row = positions >> ROW_BITS, positions & ((1 << ROW_BITS) - 1)
+        return [self.meta["shards"][o]["shard"] for o in ordinal.tolist()], row
 
 
 def merge_partials(paths, k, expected_meta=None):
@@ -34,14 +50,22 @@ def merge_partials(paths, k, expected_meta=None):
     """
     if not paths:
         raise InputError("merge: no partial results given.")
+    *_, merged = iter_merged_prefixes(paths, k, expected_meta, stops=[len(paths)])
+    return merged
+
+
+def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
+    """Yield the merged top-k of the first n partials for each n in ``stops``
+    (ascending; default: only all of them), merging each partial once."""
     expected_meta = expected_meta or {}
-    vals = pos = query_ids = None
+    stops = set(stops or [len(paths)])
+    vals = pos = query_ids = query_sets = None
     rows_kept, shards = 0, []
     for ordinal, path in enumerate(paths):
         meta, arrays = load_partial(path, keys=("scores", "rows", "query_ids"))
         check_partial_meta(path, meta, expected_meta.get(path, {}))
         if query_ids is None:
-            query_ids = arrays["query_ids"]
+            query_ids, query_sets = arrays["query_ids"], meta.get("query_sets")
             vals = torch.empty((len(query_ids), 0), dtype=torch.float32)
             pos = torch.empty((len(query_ids), 0), dtype=torch.int64)
         elif not np.array_equal(query_ids, arrays["query_ids"]):
@@ -50,21 +74,46 @@ def merge_partials(paths, k, expected_meta=None):
                 "Delete the stale partials of this model and run again."
             )
         rows_kept += meta["rows_kept"]
-        shards.append({"partial": str(path), "shard": meta.get("shard"), "rows_kept": meta["rows_kept"]})
+        shards.append({"partial": str(path), "shard": meta.get("shard"), "rows_kept": meta["rows_kept"],
+                       "rows_total": meta.get("rows_total")})
         new_pos = torch.from_numpy(arrays["rows"]) | (ordinal << ROW_BITS)
         vals, pos = merge_sorted(vals, pos, torch.from_numpy(arrays["scores"]), new_pos, k)
-    if rows_kept == 0:
+        if ordinal + 1 in stops:
+            meta = {"k": k, "rows_kept": rows_kept, "shards": list(shards),
+                    "query_sets": query_sets or [["image", 0, len(query_ids)]]}
+            yield _finish(paths, query_ids, vals, pos, meta)
+
+
+def _finish(paths, query_ids, vals, pos, meta):
+    if meta["rows_kept"] == 0:
         raise InputError(
             "merge: the database is empty after filtering (0 rows kept in "
-            f"{len(paths)} shard(s)). Check selected_ids and the feature files."
+            f"{len(meta['shards'])} shard(s)). Check selected_ids and the feature files."
         )
-    if k > rows_kept:
-        log.info("k=%d is larger than the database (%d rows): returning all of it.", k, rows_kept)
+    if meta["k"] > meta["rows_kept"]:
+        log.info("k=%d is larger than the database (%d rows): returning all of it.",
+                 meta["k"], meta["rows_kept"])
     pos = pos.numpy()
     unique_pos, ranks = np.unique(pos, return_inverse=True)
     db_ids = _ids_of_positions(paths, unique_pos)
-    meta = {"k": k, "rows_kept": rows_kept, "shards": shards}
-    return MergedResult(query_ids, db_ids, vals.numpy(), ranks.reshape(pos.shape), meta)
+    _refuse_duplicate_ids(db_ids, unique_pos, meta)
+    return MergedResult(query_ids, db_ids, vals.numpy(), ranks.reshape(pos.shape), meta, unique_pos)
+
+
+def _refuse_duplicate_ids(db_ids, positions, meta):
+    """Two database rows with one id would collapse in the JSON output and make
+    evaluation ambiguous. Only retrieved ids are compared (no full-index read)."""
+    uniq, first, counts = np.unique(db_ids, return_index=True, return_counts=True)
+    if counts.max(initial=1) <= 1:
+        return
+    dup = str(uniq[np.argmax(counts)])
+    where = [(meta["shards"][p >> ROW_BITS]["shard"], int(p & ((1 << ROW_BITS) - 1)))
+             for p in positions[db_ids == dup].tolist()]
+    raise InputError(
+        f"database id {dup!r} appears {len(where)} times among the results, at (file, row) {where[:4]} "
+        f"({int((counts > 1).sum())} duplicated id(s) in all). Ids must be unique: remove the duplicate "
+        "rows, or the file that was listed twice."
+    )
 
 
 def _ids_of_positions(paths, unique_pos):
@@ -89,6 +138,7 @@ def save_merged(path, merged):
                 db_ids=merged.db_ids,
                 sims=merged.sims,
                 ranks=merged.ranks,
+                db_positions=merged.db_positions,
                 meta=np.array(json.dumps(merged.meta)),
             )
 
@@ -97,5 +147,5 @@ def load_merged(path):
     with np.load(path, allow_pickle=False) as data:
         return MergedResult(
             data["query_ids"], data["db_ids"], data["sims"], data["ranks"],
-            json.loads(str(data["meta"])),
+            json.loads(str(data["meta"])), data["db_positions"],
         )

@@ -1,0 +1,116 @@
+# Evaluation (when dataset_dir is set): ILIAS report per model and query set,
+# a cross-model summary, and mAP versus database size from the partials.
+
+
+rule evaluate:
+    input:
+        unpack(get_evaluate_input),
+    output:
+        report=f"{RESULTS}/{{model}}/evaluation{{query_set_suffix}}.json",
+    params:
+        dataset_dir=config.get("dataset_dir"),
+        eval_k=config["eval_k"],
+        query_set=get_query_set,
+    log:
+        f"{RESULTS}/{{model}}/logs/evaluation{{query_set_suffix}}.log",
+    benchmark:
+        f"{RESULTS}/{{model}}/benchmarks/evaluation{{query_set_suffix}}.tsv"
+    resources:
+        mem_mb=4096,
+        runtime=30,
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summarize:
+    input:
+        reports=get_evaluation_reports(),
+    output:
+        tsv=report(
+            f"{RESULTS}/summary.tsv",
+            caption="report/summary.rst",
+            category="Summary",
+        ),
+    params:
+        report_keys=get_evaluation_keys(),
+    log:
+        f"{RESULTS}/logs/summarize.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarize.tsv"
+    localrule: True
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/summarize.py"
+
+
+rule scale_curve:
+    input:
+        unpack(get_scale_curve_input),
+    output:
+        tsv=f"{RESULTS}/{{model}}/scale_curve{{query_set_suffix}}.tsv",
+    params:
+        dataset_dir=config.get("dataset_dir"),
+        eval_k=config["eval_k"],
+        k=get_model_param("k"),
+        scale_points=config["scale_points"],
+        query_set=get_query_set,
+    log:
+        f"{RESULTS}/{{model}}/logs/scale_curve{{query_set_suffix}}.log",
+    benchmark:
+        f"{RESULTS}/{{model}}/benchmarks/scale_curve{{query_set_suffix}}.tsv"
+    resources:
+        mem_mb=4096,
+        runtime=60,
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/scale_curve.py"
+
+
+rule plot_model_scale_curve:
+    input:
+        curves=get_model_curves,
+    output:
+        png=report(
+            f"{RESULTS}/{{model}}/scale_curve.png",
+            caption="report/scale_curve.rst",
+            category="Scale curves",
+        ),
+    params:
+        labels=get_model_curve_labels,
+        title=lambda wildcards: f"{wildcards.model}: mAP@{config['eval_k']} vs database size",
+    log:
+        f"{RESULTS}/{{model}}/logs/plot_scale_curve.log",
+    benchmark:
+        f"{RESULTS}/{{model}}/benchmarks/plot_scale_curve.tsv"
+    localrule: True
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/plot_scale_curves.py"
+
+
+rule plot_all_scale_curves:
+    input:
+        curves=[path for model in MODELS for path in get_model_curves(model)],
+    output:
+        png=report(
+            f"{RESULTS}/scale_curves.png",
+            caption="report/scale_curves.rst",
+            category="Scale curves",
+        ),
+    params:
+        labels=[f"{model} {label}" for model in MODELS for label in get_model_curve_labels(model)],
+        title=f"mAP@{config['eval_k']} vs database size",
+    log:
+        f"{RESULTS}/logs/plot_scale_curves.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plot_scale_curves.tsv"
+    localrule: True
+    conda:
+        "../envs/knn.yaml"
+    script:
+        "../scripts/plot_scale_curves.py"

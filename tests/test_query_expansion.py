@@ -1,0 +1,122 @@
+"""Text queries (same pass as image queries) and query expansion (a second
+search with expanded queries) against a float64 reference written here."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import (
+    assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config,
+    planned_job_list, run_snakemake,
+)
+from ilias_knn.demo import make_dataset
+from ilias_knn.expansion import expand
+
+
+def test_expand_matches_numpy():
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((4, 8))
+    x = rng.standard_normal((4, 3, 8))
+    s = rng.random((4, 3))
+    want = (q + (s[:, :, None] * x).sum(1)) / 4
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(expand(q, x, s), want, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def qe_run(tmp_path_factory):
+    """Shards of unequal sizes (700, 300, 500 rows); text queries everywhere."""
+    work = tmp_path_factory.mktemp("qe")
+    data = make_dataset(
+        work / "data", num_instances=8, queries_per_instance=2, positives_per_instance=4,
+        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=4,
+    )
+    text = data["text_query_hdf5"]
+    config = {
+        "device": "cpu",
+        "scoring": "bf16",
+        "models": {
+            "text_only": model_config(data, text_query_hdf5=text, k=30),
+            "qe1": model_config(data, text_query_hdf5=text, query_expansion=1, k=30),
+            "qe5_adapted_mini": model_config(
+                data, text_query_hdf5=text, query_expansion=5, k=40, save_as="pickle",
+                lin_adapt_path=data["lin_adapt_path"], selected_ids=data["selected_ids"],
+            ),
+        },
+    }
+    run_snakemake(work, config=config)
+    return work, data, config
+
+
+@pytest.mark.parametrize("model", ["text_only", "qe1", "qe5_adapted_mini"])
+@pytest.mark.parametrize("query_set", ["image", "text"])
+def test_results_equal_reference(qe_run, model, query_set):
+    work, data, config = qe_run
+    cfg = config["models"][model]
+    ext = "pkl" if cfg.get("save_as") == "pickle" else "json"
+    suffix = "_text" if query_set == "text" else ""
+    queries = cfg["text_query_hdf5"] if query_set == "text" else cfg["query_hdf5"]
+    n = cfg.get("query_expansion", 0)
+    ref = brute_force_expanded(cfg, n, queries) if n else brute_force(cfg, queries_path=queries)
+    qids, ids, sims = load_result(work / "results" / model / f"similarities{suffix}.{ext}")
+    assert_topk_matches(qids, ids, sims, ref)
+
+
+def test_expansion_changes_the_ranking(qe_run):
+    """Guards against an expansion that silently does nothing."""
+    work, _, config = qe_run
+    _, plain, _ = load_result(work / "results/text_only/similarities.json")
+    _, expanded, _ = load_result(work / "results/qe1/similarities.json")
+    assert plain != expanded
+
+
+def dry(work, config):
+    return [(r, o) for r, o in planned_job_list(work, config=config) if r != "all"]
+
+
+def changed(config, model, **changes):
+    new = json.loads(json.dumps(config))
+    new["models"][model].update(changes)
+    return {key: value for key, value in new.items()}
+
+
+SHARDS = ["positives"] + [f"distractors_{i:05d}" for i in range(3)]
+
+
+def test_changing_n_reruns_only_the_second_round(qe_run):
+    work, _, config = qe_run
+    jobs = dry(work, changed(config, "qe1", query_expansion=2))
+    assert jobs == sorted(
+        [("expand_queries", "results/qe1/qe2/expanded_queries.npz"),
+         ("merge_shards", "results/qe1/qe2/merged.npz"),
+         ("format_results", "results/qe1/similarities.json"),
+         ("format_results", "results/qe1/similarities_text.json")]
+        + [("search_shard", f"results/qe1/qe2/shards/{s}.npz") for s in SHARDS]
+    )
+    # switching expansion off reuses the first round entirely: only formatting
+    assert dry(work, changed(config, "qe1", query_expansion=0)) == [
+        ("format_results", "results/qe1/similarities.json"),
+        ("format_results", "results/qe1/similarities_text.json"),
+    ]
+
+
+def test_adding_text_queries_reruns_that_models_search_once(qe_run):
+    work, data, config = qe_run
+    new = changed(config, "text_only")
+    del new["models"]["text_only"]["text_query_hdf5"]
+    # removing them (and, symmetrically, adding them) changes the one-pass search
+    jobs = dry(work, new)
+    assert jobs == sorted(
+        [("search_shard", f"results/text_only/shards/{s}.npz") for s in SHARDS]
+        + [("merge_shards", "results/text_only/merged.npz"),
+           ("format_results", "results/text_only/similarities.json")]
+    )
+
+
+def test_expansion_larger_than_k_is_rejected(tmp_path, qe_run):
+    _, data, _ = qe_run
+    cfg = {"models": {"m": model_config(data, query_expansion=60, k=50)}}
+    proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
+    assert proc.returncode != 0
+    assert "query_expansion (60) is larger than k (50)" in proc.stdout + proc.stderr
