@@ -1,0 +1,206 @@
+"""Faults and bad input (checked before any search where cheap), and the
+drop-in command line for the ILIAS knn_search/search.py."""
+
+import os
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import (
+    REPO, assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config, run_snakemake,
+)
+from ilias_knn import features
+from ilias_knn.demo import make_dataset, write_feature_file
+from ilias_knn.errors import InputError
+from ilias_knn.formats import write_json
+from ilias_knn.merge import merge_partials
+from ilias_knn.partials import save_partial
+from ilias_knn.search import prepare_queries, search_shard
+
+CLI = [sys.executable, str(REPO / "scripts" / "search.py")]
+
+
+# ----------------------------------------------------------------------------
+# Drop-in command line
+# ----------------------------------------------------------------------------
+def test_cli_help_explains_every_ilias_flag():
+    out = subprocess.run([*CLI, "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--query_hdf5", "--positive_hdf5", "--distractor_hdf5", "--total_distractors",
+                 "--selected_ids", "--k", "--query_expansion", "--lin_adapt_path", "--use_gpu",
+                 "--save_dir", "--save_name", "--save_as", "--save_path", "--lin_adopt_path", "--selected"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("save_as", ["json", "pickle"])
+def test_cli_equals_brute_force(dataset, tmp_path, save_as):
+    # the README spellings the ILIAS script rejects are accepted too
+    args = ["--query_hdf5", dataset["query_hdf5"], "--positive_hdf5", dataset["positive_hdf5"],
+            "--distractor_hdf5", dataset["distractor_hdf5"], "--total_distractors", "3",
+            "--selected", dataset["selected_ids"], "--lin_adopt_path", dataset["lin_adapt_path"],
+            "--k", "25", "--query_expansion", "2", "--use_gpu", "false", "--cores", "2",
+            "--save_path", str(tmp_path / "out"), "--save_name", "sims", "--save_as", save_as]
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cfg = model_config(dataset, selected_ids=dataset["selected_ids"], lin_adapt_path=dataset["lin_adapt_path"], k=25)
+    ext = "json" if save_as == "json" else "pkl"
+    qids, ids, sims = load_result(tmp_path / "out" / f"sims.{ext}")
+    assert_topk_matches(qids, ids, sims, brute_force_expanded(cfg, 2))
+    # a second call finds everything done and rewrites nothing
+    before = (tmp_path / "out" / f"sims.{ext}").stat().st_mtime_ns
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+    assert (tmp_path / "out" / f"sims.{ext}").stat().st_mtime_ns >= before
+
+
+def test_cli_bad_flag_value_is_refused(tmp_path):
+    proc = subprocess.run([*CLI, "--query_hdf5", "q", "--positive_hdf5", "p", "--save_dir", str(tmp_path),
+                           "--use_gpu", "maybe"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "expected true or false" in proc.stderr
+
+
+# ----------------------------------------------------------------------------
+# Bad input found before any search starts
+# ----------------------------------------------------------------------------
+def searched_shards(workdir, model):
+    return sorted(p.name for p in (workdir / "results" / model / "shards").glob("*.npz"))
+
+
+@pytest.mark.parametrize("fault", ["distractor_dim", "text_dim", "no_index", "empty_selection"])
+def test_cheap_checks_fail_before_any_search(tmp_path, dataset, fault):
+    cfg = model_config(dataset, total_distractors=3, k=10)
+    if fault == "distractor_dim":  # the last shard is from another model: fails in seconds, not at the end
+        bad = tmp_path / "d_{idx}.h5"
+        for i, rows in enumerate((50, 50, 50)):
+            write_feature_file(str(bad).replace("{idx}", f"{i:05d}"), np.ones((rows, 32 if i < 2 else 48)),
+                               [f"x/{i}_{r}" for r in range(rows)])
+        cfg["distractor_hdf5"], message = str(bad), "d_00002.h5: database vectors are 48-d but the queries are 32-d"
+    elif fault == "text_dim":
+        write_feature_file(tmp_path / "t.h5", np.ones((3, 16)), ["a", "b", "c"])
+        cfg["text_query_hdf5"], message = str(tmp_path / "t.h5"), "text queries are 16-d"
+    elif fault == "no_index":
+        with h5py.File(tmp_path / "p.h5", "w") as fh:
+            fh["features"] = np.ones((4, 32), np.float32)
+        cfg["positive_hdf5"], message = str(tmp_path / "p.h5"), "no 'index' dataset"
+    else:
+        (tmp_path / "sel.txt").write_text("\n\n")
+        cfg["selected_ids"], message = str(tmp_path / "sel.txt"), "selected-ids file is empty"
+    proc = run_snakemake(tmp_path, config={"device": "cpu", "models": {"m": cfg}}, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "nothing was searched" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_truncated_data_is_named(tmp_path):
+    path = tmp_path / "big.h5"
+    write_feature_file(path, np.ones((20000, 32)), [f"x/{i}" for i in range(20000)], "float32")
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.5)])  # header intact, rows missing
+    queries = prepare_queries(np.ones((2, 32), np.float32), None, "cpu")
+    with pytest.raises(InputError, match=r"big.h5: .*truncated or corrupt"):
+        search_shard(queries, path, 5)
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    write_feature_file(tmp_path / "q.h5", x[:2], ["q/0", "q/1"], "float32")
+    for name, ids in (("a", ["a", "b", "c", "d", "e"]), ("b", ["f", "g", "c", "h", "i"])):
+        write_feature_file(tmp_path / f"{name}.h5", x, ids, "float32")
+    _, qf, qids = features.read_all(tmp_path / "q.h5")
+    paths = []
+    for name in ("a", "b"):
+        result = search_shard(prepare_queries(qf, None, "cpu"), tmp_path / f"{name}.h5", 10)
+        save_partial(tmp_path / f"{name}.npz", result, qids, {"k": 10, "shard": f"{name}.h5"})
+        paths.append(str(tmp_path / f"{name}.npz"))
+    with pytest.raises(InputError, match=r"database id 'c' appears 2 times .*a.h5', 2\), \('b.h5', 2\)"):
+        merge_partials(paths, 10)
+
+
+# ----------------------------------------------------------------------------
+# Faults: a second run, a full disk
+# ----------------------------------------------------------------------------
+def test_second_run_in_the_same_directory_is_refused(tmp_path):
+    data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
+                        distractor_rows=(30000,) * 3, dim=128, seed=2)
+    cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=3, k=20)}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "config.yaml"), "--cores", "1"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / ".snakemake" / "locks").glob("*")):
+        time.sleep(0.1)
+    second = run_snakemake(tmp_path, config=cfg, check=False)
+    out, _ = first.communicate(timeout=600)
+    assert second.returncode != 0
+    assert "cannot be locked" in second.stdout + second.stderr
+    assert first.returncode == 0, out
+    qids, ids, sims = load_result(tmp_path / "results/m/similarities.json")
+    assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """mount(size_kb): a real, small file system (tmpfs); needs root, as in CI."""
+    mounts = []
+
+    def mount(size_kb):
+        path = tmp_path / f"fs{len(mounts)}"
+        path.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
+                              capture_output=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+        mounts.append(path)
+        return path
+
+    yield mount
+    for path in mounts:
+        subprocess.run(["umount", str(path)])
+
+
+def test_disk_full_leaves_no_half_written_result(small_filesystem, dataset, tmp_path):
+    tiny_filesystem = small_filesystem(64)
+    cfg = model_config(dataset, k=500)
+    _, qf, qids = features.read_all(cfg["query_hdf5"])
+    result = search_shard(prepare_queries(qf, None, "cpu"), cfg["distractor_hdf5"].replace("{idx}", "00000"), 500)
+    save_partial(tmp_path / "p.npz", result, qids, {"k": 500})
+    merged = merge_partials([str(tmp_path / "p.npz")], 500)
+    target = tiny_filesystem / "similarities.json"
+    target.write_bytes(b"{}")  # an earlier result
+    with pytest.raises(OSError) as err:
+        write_json(target, merged)
+    assert err.value.errno == 28  # ENOSPC
+    assert target.read_bytes() == b"{}"
+    assert [p.name for p in tiny_filesystem.iterdir()] == ["similarities.json"]
+
+
+def test_disk_full_in_a_run_is_one_clear_line(small_filesystem, tmp_path):
+    """The format step of a real run writes onto the full file system."""
+    data = make_dataset(tmp_path / "data", num_instances=10, distractor_rows=(300,), dim=16, seed=1)
+    cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=1, k=200)}}
+    run_snakemake(tmp_path, config=cfg)
+    # move the model's folder onto the tiny file system, nearly full, then ask for a new file name
+    results = tmp_path / "results" / "m"
+    files = [p for p in results.rglob("*") if p.is_file()]
+    tiny_filesystem = small_filesystem(sum(p.stat().st_size // 4096 + 1 for p in files) * 4 + 64)
+    subprocess.run(["cp", "-a", f"{results}/.", str(tiny_filesystem)], check=True)
+    subprocess.run(["rm", "-rf", str(results)], check=True)
+    results.symlink_to(tiny_filesystem)
+    free = os.statvfs(tiny_filesystem)
+    (tiny_filesystem / "filler").write_bytes(b"x" * max(0, free.f_bavail * free.f_frsize - 12288))
+    cfg["models"]["m"]["save_name"] = "again"
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    assert proc.returncode != 0
+    log = (results / "logs" / "format_again.json.log").read_text()
+    assert "no space left while writing" in log and "again.json" in log
+    assert not (results / "again.json").exists()
+    assert not [p for p in tiny_filesystem.iterdir() if ".tmp-" in p.name]
+    qids, ids, sims = load_result(results / "similarities.json")  # the earlier result is intact
+    assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
