@@ -3,7 +3,7 @@
 import pandas as pd
 
 from ilias_knn.logs import run_logged
-from ilias_knn.scale_curve import plot_curves
+from ilias_knn.plots import plot_curves
 
 
 def main(snakemake):

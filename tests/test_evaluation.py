@@ -12,7 +12,7 @@ import pytest
 
 from conftest import brute_force, model_config, planned_job_list, run_snakemake
 from ilias_knn.evaluation import (
-    CLUTTER_EDGES, SCALE_EDGES, average_precision, evaluate, read_ground_truth,
+    CLUTTER_EDGES, SCALE_EDGES, average_precision, read_ground_truth,
 )
 from ilias_knn.demo import make_dataset
 

@@ -3,13 +3,11 @@ brute force, incremental job lists, resume after kill, bad input."""
 
 import json
 import os
-import pickle
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

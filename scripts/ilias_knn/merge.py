@@ -1,46 +1,17 @@
 """Merge per-shard partial top-k files into one top-k, in memory proportional to
 queries x k (one partial is held at a time)."""
 
-import json
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .atomic import atomic_output
 from .errors import InputError
+from .merged import ROW_BITS, MergedResult
 from .partials import check_partial_meta, load_partial
 from .topk import merge_sorted
 
 log = logging.getLogger(__name__)
-
-ROW_BITS = 40  # global position = shard ordinal << 40 | row (rows < 1.1e12 per file)
-
-
-@dataclass
-class MergedResult:
-    query_ids: np.ndarray  # nq str
-    db_ids: np.ndarray  # unique retrieved ids, in database order
-    sims: np.ndarray  # nq x k float32, rows sorted by descending score
-    ranks: np.ndarray  # nq x k int64 indexing db_ids
-    meta: dict  # k, rows_kept, shards (partial and shard file per ordinal), query_sets
-    db_positions: np.ndarray | None = None  # global position (ordinal << ROW_BITS | row) of each db id
-
-    def query_set(self, name):
-        """The results of one query set (image or text), db ids restricted to its hits."""
-        sets = self.meta.get("query_sets") or [["image", 0, len(self.query_ids)]]
-        start, stop = next((a, b) for set_name, a, b in sets if set_name == name)
-        used, ranks = np.unique(self.ranks[start:stop], return_inverse=True)
-        positions = self.db_positions[used] if self.db_positions is not None else None
-        meta = dict(self.meta, query_sets=[[name, 0, stop - start]])
-        return MergedResult(self.query_ids[start:stop], self.db_ids[used], self.sims[start:stop],
-                            ranks.reshape(stop - start, -1), meta, positions)
-
-    def shard_rows(self, positions):
-        """(shard file, row) of global positions: where each vector is stored."""
-        ordinal, row = positions >> ROW_BITS, positions & ((1 << ROW_BITS) - 1)
-        return [self.meta["shards"][o]["shard"] for o in ordinal.tolist()], row
 
 
 def merge_partials(paths, k, expected_meta=None):
@@ -127,25 +98,3 @@ def _ids_of_positions(paths, unique_pos):
         where = np.searchsorted(arrays["id_rows"], rows[sel])
         ids[sel] = arrays["ids"][where]
     return np.char.decode(ids.astype(bytes), "ascii")
-
-
-def save_merged(path, merged):
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                query_ids=merged.query_ids,
-                db_ids=merged.db_ids,
-                sims=merged.sims,
-                ranks=merged.ranks,
-                db_positions=merged.db_positions,
-                meta=np.array(json.dumps(merged.meta)),
-            )
-
-
-def load_merged(path):
-    with np.load(path, allow_pickle=False) as data:
-        return MergedResult(
-            data["query_ids"], data["db_ids"], data["sims"], data["ranks"],
-            json.loads(str(data["meta"])), data["db_positions"],
-        )

@@ -33,25 +33,3 @@ def scale_curve(partials, search_k, scale_points, gt, eval_k, query_set="image",
 def write_tsv(df, path):
     with atomic_output(path) as tmp:
         df.to_csv(tmp, sep="\t", index=False)
-
-
-def plot_curves(curves, path, title):
-    """``curves``: {label: DataFrame from scale_curve}; log-scale x axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, df in curves.items():
-        ax.plot(df["database_images"], df["map"], marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("database images (positives + distractors)")
-    ax.set_ylabel("mAP@k (%)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
