@@ -247,7 +247,8 @@ def print_summary():
         import pandas as pd
 
         table = pd.read_csv(path, sep="\t")
-        print(f"\nILIAS evaluation ({path}):\n" + table.to_markdown(index=False, floatfmt=".2f"))
+        markdown = table.to_markdown(index=False, floatfmt=".2f")
+        print(f"\nILIAS evaluation ({path}):\n{markdown}")
 
 
 def validate_inputs():
@@ -260,4 +261,5 @@ def validate_inputs():
         shards = [get_shard_hdf5(name, shard) for shard in get_shard_names(name)]
         problems += model_input_problems(name, cfg, shards)
     if problems:
-        raise WorkflowError("Bad input, nothing was searched:\n  - " + "\n  - ".join(problems))
+        listing = "\n  - ".join(problems)
+        raise WorkflowError(f"Bad input, nothing was searched:\n  - {listing}")
