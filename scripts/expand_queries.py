@@ -20,7 +20,7 @@ def main(snakemake):
     if inp.get("text_queries"):
         paths["text"] = inp.text_queries
     queries = read_query_sets(paths)
-    adapted = prepare_queries(queries.feats, adapter, "cpu").numpy()
+    adapted = prepare_queries(queries.feats, adapter, "cpu")
     merged = load_merged(inp.merged)
     if not np.array_equal(merged.query_ids, queries.ids):
         raise InputError(f"{inp.merged}: made for other queries than {list(paths.values())}. "

@@ -1,14 +1,11 @@
 """Snakemake script: exact top-k of one model's queries (every query set, one
 pass) in one database shard; the expanded queries in a query-expansion round."""
 
-import torch
-
 from ilias_knn.adapter import check_adapter_dim, load_adapter
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
 from ilias_knn.queries import load_queries, read_query_sets
-from ilias_knn.scoring import resolve_scoring
-from ilias_knn.search import prepare_queries, resolve_device, search_shard
+from ilias_knn.search import prepare_queries, resolve_device, resolve_scoring, search_shard
 from ilias_knn.selection import load_selected_ids
 
 
@@ -27,7 +24,6 @@ def load_model_queries(inp, adapter):
 
 def main(snakemake):
     inp, params = snakemake.input, snakemake.params
-    torch.set_num_threads(snakemake.threads)
     # device and scoring come from the config, not params: results are the same
     # either way, so switching them must not rerun finished searches
     device = resolve_device(snakemake.config["device"])
@@ -39,7 +35,7 @@ def main(snakemake):
     result = search_shard(
         prepared, inp.shard, params.k, adapter=adapter, adapter_path=adapter_path,
         selected_ids=selected, device=device,
-        scoring=resolve_scoring(snakemake.config["scoring"], device),
+        scoring=resolve_scoring(snakemake.config["scoring"], device), threads=snakemake.threads,
     )
     meta = {
         "k": params.k,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ilias_knn.scoring import OUTPUT_ROUNDING, Bf16Bound, candidate_floor, resolve_scoring
+from ilias_knn.scoring import OUTPUT_ROUNDING, Bf16Bound, candidate_floor
+from ilias_knn.search import resolve_scoring
 from ilias_knn.topk import RunningTopK
 from ilias_knn.scoring import score_block
 

@@ -68,3 +68,23 @@ def test_merge_sorted_is_stable_first_list_wins_ties():
     vals, pos = merge_sorted(a_vals, a_pos, b_vals, b_pos, 4)
     assert pos.tolist() == [[0, 1, 2, 10]]
     assert vals.tolist() == [[3.0, 2.0, 2.0, 2.0]]
+
+
+@pytest.mark.parametrize("k,block", [(5, 3), (7, 16), (40, 11), (200, 64)])
+def test_heap_topk_equals_sorted_reference_with_many_ties(k, block):
+    """The CPU float32 engine (faiss heaps): exact order, ties by ascending position."""
+    from ilias_knn.heap_topk import HeapTopK
+
+    rng = np.random.default_rng(k)
+    scores = rng.integers(-3, 4, size=(9, 150)).astype(np.float32)  # few values: ties everywhere
+    keep = rng.random(150) < 0.8  # filtered positions, as with selected ids
+    positions = np.flatnonzero(keep)
+    heap = HeapTopK(9, k)
+    for start in range(0, len(positions), block):
+        pos = positions[start:start + block]
+        heap.add(scores[:, pos], pos)
+    values, found = heap.result()
+    kept = scores[:, positions]
+    order = np.lexsort((np.broadcast_to(positions, kept.shape), -kept), axis=1)[:, :k]
+    np.testing.assert_array_equal(found, positions[order])
+    np.testing.assert_array_equal(values, np.take_along_axis(kept, order, 1))

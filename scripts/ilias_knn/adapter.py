@@ -1,17 +1,21 @@
 """The ILIAS linear adaptation layer: y = normalize(x W^T + b)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from .errors import InputError
 
 
 @dataclass
 class Adapter:
-    weight: torch.Tensor  # out x in, float32
-    bias: torch.Tensor  # out, float32
+    """y = normalize(x W^T + b) on float32 rows: numpy arrays on the CPU, torch
+    tensors on a device (torch is imported only for those, and to load the file)."""
+
+    weight: np.ndarray  # out x in, float32
+    bias: np.ndarray  # out, float32
+    _on_device: dict = field(default_factory=dict, repr=False)
 
     @property
     def in_dim(self):
@@ -22,18 +26,40 @@ class Adapter:
         return self.weight.shape[0]
 
     def to(self, device):
-        return Adapter(self.weight.to(device), self.bias.to(device))
+        """Place the weights on ``device`` once (for torch inputs); returns self."""
+        self._device_weights(device)
+        return self
+
+    def _device_weights(self, device):
+        key = str(device)
+        if key not in self._on_device:
+            import torch
+
+            self._on_device[key] = (torch.from_numpy(self.weight).to(device), torch.from_numpy(self.bias).to(device))
+        return self._on_device[key]
+
+    def apply_numpy(self, x):
+        y = np.matmul(x, self.weight.T)
+        y += self.bias
+        y /= np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)  # as torch's normalize
+        return y
 
     def __call__(self, x):
-        """Adapt a float32 (n x in) tensor; rows are L2-normalised afterwards."""
-        y = torch.addmm(self.bias, x, self.weight.T)
-        return torch.nn.functional.normalize(y, dim=1)
+        """Adapt float32 rows (n x in), a numpy array or a torch tensor."""
+        if isinstance(x, np.ndarray):
+            return self.apply_numpy(x)
+        import torch
+
+        weight, bias = self._device_weights(x.device)
+        return torch.nn.functional.normalize(torch.addmm(bias, x, weight.T), dim=1)
 
 
 def load_adapter(path):
     """Load and validate a PyTorch state dict holding ``layer.weight`` and ``layer.bias``."""
     if not Path(path).is_file():
         raise InputError(f"{path}: adapter file does not exist. Check lin_adapt_path.")
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
@@ -58,7 +84,7 @@ def load_adapter(path):
             f"{path}: inconsistent shapes: layer.weight {tuple(weight.shape)}, layer.bias "
             f"{tuple(bias.shape)}; expected (out x in) and (out,)."
         )
-    return Adapter(weight.float().contiguous(), bias.float().contiguous())
+    return Adapter(weight.float().contiguous().numpy(), bias.float().contiguous().numpy())
 
 
 def check_adapter_dim(adapter, dim, adapter_path, features_path):

@@ -11,7 +11,6 @@ import logging
 from collections import defaultdict
 
 import numpy as np
-import torch
 
 from . import features
 from .adapter import check_adapter_dim
@@ -45,14 +44,14 @@ def neighbour_vectors(merged, n, adapter=None, adapter_path=None):
     vectors = None
     for path, where in by_shard.items():
         where = np.asarray(where)
-        x = torch.from_numpy(read_rows(path, rows[where]))
+        x = read_rows(path, rows[where])
         if adapter is not None:
             check_adapter_dim(adapter, x.shape[1], adapter_path, path)
-            x = adapter(x)
+            x = adapter.apply_numpy(x)
         if vectors is None:
             dim = x.shape[1]
             vectors = np.empty((len(positions), dim), dtype=np.float32)
-        vectors[where] = x.numpy()
+        vectors[where] = x
         log.info("%s: read %d neighbour rows", path, len(np.unique(rows[where])))
     nq = merged.ranks.shape[0]
     return vectors.reshape(nq, n, dim), merged.sims[:, :n]

@@ -31,21 +31,6 @@ SAFETY = 1e-6  # absolute slack for the float32 rounding of the bound itself
 DENSE_FALLBACK_DENSITY = 0.08  # above this candidate density the dense fp32 GEMM is cheaper
 
 
-def cpu_has_fast_bf16():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_scoring(scoring, device):
-    if scoring != "auto":
-        return scoring
-    return "bf16" if str(device).startswith("cuda") or cpu_has_fast_bf16() else "fp32"
-
-
 class Bf16Bound:
     """Per-query pieces of the bound, computed once per shard."""
 

@@ -4,15 +4,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import numpy as np
-import torch
 
 from . import features
 from .adapter import check_adapter_dim
+from .arrays import sorted_unique
 from .errors import InputError
-from .scoring import Bf16Bound, score_block
+from .heap_topk import HeapTopK, block_scores
 from .selection import selection_mask
-from .topk import RunningTopK
+
+# torch (3 s to import on this project's machine) is imported only by the GPU
+# and bf16 paths: the CPU float32 path is numpy + faiss.
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +26,40 @@ SCORE_BLOCK_BYTES = 32 << 20  # measured best on 2 cores: 4,096 rows for 2,000 q
 MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 1024, 65536
 
 
+def nvidia_driver_present():
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+
+
 def resolve_device(device):
     if device == "auto":
+        if not nvidia_driver_present():  # no GPU: decided without importing torch
+            return "cpu"
+        import torch
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
+        import torch
+
         if not torch.cuda.is_available():
             raise InputError("device: cuda was asked for, but torch sees no CUDA GPU. Use cpu or auto.")
         # TF32 would round the inputs to 10-bit mantissas: scores must stay float32-exact.
         torch.backends.cuda.matmul.allow_tf32 = False
     return device
+
+
+def cpu_has_fast_bf16():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_scoring(scoring, device):
+    if scoring != "auto":
+        return scoring
+    return "bf16" if str(device).startswith("cuda") or cpu_has_fast_bf16() else "fp32"
 
 
 def block_rows_for_queries(num_queries):
@@ -39,11 +68,16 @@ def block_rows_for_queries(num_queries):
 
 
 def prepare_queries(query_feats, adapter, device):
-    """Queries as a float32 tensor on ``device``, adapted when an adapter is given."""
-    q = torch.from_numpy(np.ascontiguousarray(query_feats, dtype=np.float32)).to(device)
+    """Float32 queries, adapted when an adapter is given: a numpy array for the
+    CPU, a torch tensor on ``device`` otherwise."""
+    q = np.ascontiguousarray(query_feats, dtype=np.float32)
     if adapter is not None:
-        q = adapter.to(device)(q)
-    return q
+        q = adapter.apply_numpy(q)
+    if str(device) == "cpu":
+        return q
+    import torch
+
+    return torch.from_numpy(q).to(device)
 
 
 @dataclass
@@ -67,8 +101,9 @@ def search_shard(
     device="cpu",
     block_rows=None,
     scoring="fp32",
+    threads=None,
 ):
-    """Exact top-k of ``queries`` (a prepared float32 tensor) in one feature file.
+    """Exact top-k of ``queries`` (from prepare_queries) in one feature file.
 
     ``adapter`` is applied to every database block; ``selected_ids`` (sorted
     str array) keeps only rows whose id or id suffix is listed. ``scoring``
@@ -89,50 +124,122 @@ def search_shard(
                 f"{queries.shape[1]}-d. Queries and database must come from the same model "
                 "(and the same adapter)."
             )
-        dev_adapter = adapter.to(device) if adapter is not None else None
         rows = features.block_rows_for(info, block_rows or block_rows_for_queries(num_queries))
-        topk = RunningTopK(num_queries, k, device=device)
-        bound = Bf16Bound(queries) if scoring == "bf16" else None
-        block_kinds = {"dense": 0, "sparse": 0}
+        if str(device) == "cpu" and scoring == "fp32":
+            selector = HeapSelector(queries, k, adapter, threads)
+        else:
+            selector = TorchSelector(queries, k, adapter, device, scoring, threads)
         id_blocks = features.iter_id_blocks(handle, rows) if selected_ids is not None else None
         kept = 0
         report_every = max(1, info.rows // 10)
         next_report = report_every
         for start, block in features.iter_blocks(handle, info, rows):
-            x = torch.from_numpy(block).to(device, non_blocking=True).float()
-            if not bool(torch.isfinite(x.sum())):  # one reduction; NaN/inf propagate
-                _raise_nonfinite(handle, info, shard_path, rows)
-            positions = torch.arange(start, start + x.shape[0], device=device)
+            keep = None
             if id_blocks is not None:
                 _, ids = next(id_blocks)
-                keep = torch.from_numpy(selection_mask(ids, selected_ids)).to(device)
-                x, positions = x[keep], positions[keep]
+                keep = selection_mask(ids, selected_ids)
+            x, positions = selector.prepare(block, start, keep)
+            if x is None:  # NaN or inf in the block
+                _raise_nonfinite(handle, info, shard_path, rows)
             kept += x.shape[0]
             if x.shape[0] == 0:
                 continue
-            if dev_adapter is not None:
-                x = dev_adapter(x)
-            block_kinds[score_block(topk, queries, bound, x, positions)] += 1
+            selector.add(x, positions)
             if start + block.shape[0] >= next_report:
                 log.info("%s: %d/%d rows searched", shard_path, start + block.shape[0], info.rows)
                 next_report += report_every
-        topk.finish()
-        scores = topk.values.cpu().numpy()
-        found_rows = topk.positions.cpu().numpy()
-        id_rows = torch.unique(topk.positions.cpu()).numpy()
+        scores, found_rows = selector.result()
+        id_rows = sorted_unique(found_rows)
         ids = features.read_ids_at(handle, id_rows)
     elapsed = time.perf_counter() - t0
     if selected_ids is not None and kept == 0:
         log.warning("%s: no row kept by the selected ids (0 of %d).", shard_path, info.rows)
     flops = 2.0 * num_queries * kept * queries.shape[1]
     stats = {"seconds": elapsed, "gflops": flops / elapsed / 1e9 if elapsed else 0.0,
-             "scoring": scoring, "blocks": block_kinds}
-    log.info(
-        "%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s scoring; blocks: %d dense fp32, %d "
-        "bf16-filtered + exact rescoring)", shard_path, kept, info.rows, elapsed, stats["gflops"],
-        scoring, block_kinds["dense"], block_kinds["sparse"],
-    )
+             "scoring": scoring, "engine": selector.describe()}
+    log.info("%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s)", shard_path, kept, info.rows,
+             elapsed, stats["gflops"], stats["engine"])
     return ShardResult(scores, found_rows, id_rows, ids, info.rows, kept, stats)
+
+
+class HeapSelector:
+    """CPU, float32: numpy blocks, numpy's BLAS scores, faiss heaps select (heap_topk)."""
+
+    def __init__(self, queries, k, adapter, threads):
+        import faiss
+
+        if threads:
+            faiss.omp_set_num_threads(threads)
+        self.queries = np.ascontiguousarray(np.asarray(queries), dtype=np.float32)
+        self.adapter = adapter
+        self.topk = HeapTopK(self.queries.shape[0], k)
+
+    def prepare(self, block, start, keep):
+        """float32 rows and their positions (None if the block holds NaN or inf)."""
+        x = block.astype(np.float32)
+        if not np.isfinite(x.sum()):  # one reduction; NaN/inf propagate
+            return None, None
+        positions = np.arange(start, start + x.shape[0], dtype=np.int64)
+        if keep is not None:
+            x, positions = x[keep], positions[keep]
+        if self.adapter is not None and x.shape[0]:
+            x = self.adapter.apply_numpy(x)
+        return x, positions
+
+    def add(self, x, positions):
+        self.topk.add(block_scores(self.queries, x), positions)
+
+    def result(self):
+        return self.topk.result()
+
+    def describe(self):
+        return "fp32 scoring: numpy BLAS + faiss heaps"
+
+
+class TorchSelector:
+    """GPU, or bf16 filtering: torch blocks on the device, a threshold-based running top-k."""
+
+    def __init__(self, queries, k, adapter, device, scoring, threads):
+        import torch
+
+        from .scoring import Bf16Bound
+        from .topk import RunningTopK
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch, self.device = torch, device
+        self.queries = torch.as_tensor(queries, device=device)
+        self.adapter = adapter.to(device) if adapter is not None else None
+        self.topk = RunningTopK(self.queries.shape[0], k, device=device)
+        self.bound = Bf16Bound(self.queries) if scoring == "bf16" else None
+        self.scoring = scoring
+        self.block_kinds = {"dense": 0, "sparse": 0}
+
+    def prepare(self, block, start, keep):
+        torch = self.torch
+        x = torch.from_numpy(block).to(self.device, non_blocking=True).float()  # float16 -> 32 on the device
+        if not bool(torch.isfinite(x.sum())):
+            return None, None
+        positions = torch.arange(start, start + x.shape[0], device=self.device)
+        if keep is not None:
+            keep = torch.from_numpy(keep).to(self.device)
+            x, positions = x[keep], positions[keep]
+        if self.adapter is not None and x.shape[0]:
+            x = self.adapter(x)
+        return x, positions
+
+    def add(self, x, positions):
+        from .scoring import score_block
+
+        self.block_kinds[score_block(self.topk, self.queries, self.bound, x, positions)] += 1
+
+    def result(self):
+        self.topk.finish()
+        return self.topk.values.cpu().numpy(), self.topk.positions.cpu().numpy()
+
+    def describe(self):
+        return (f"{self.scoring} scoring, torch; blocks: {self.block_kinds['dense']} dense fp32, "
+                f"{self.block_kinds['sparse']} bf16-filtered + exact rescoring")
 
 
 def _raise_nonfinite(handle, info, path, rows):
