@@ -20,27 +20,28 @@ def _ids_of(positions):
 class HeapTopK:
     def __init__(self, num_queries, k):
         self.k = k
-        self.seen = 0
         self._heap = faiss.ResultHeap(num_queries, k, keep_max=True)
 
     def add(self, scores, positions):
-        """Scores (nq x n float32) of database ``positions`` (n,), ascending, after
-        every position added before."""
+        """Scores (nq x n float32) of database ``positions``: (n,) shared by every
+        query, or (nq x n) per query. Positions must come after every position
+        added before (ascending within a row where they tie)."""
         scores = np.ascontiguousarray(scores, dtype=np.float32)
-        ids = _ids_of(positions)
-        # id stride 0: every query's row of scores shares the one ids row
-        self._heap.heaps.addn_with_ids(scores.shape[1], faiss.swig_ptr(scores), faiss.swig_ptr(ids), 0)
-        self.seen += scores.shape[1]
+        if scores.shape[1] == 0:
+            return
+        ids = np.ascontiguousarray(_ids_of(positions))
+        stride = 0 if ids.ndim == 1 else ids.shape[1]  # 0: one ids row for all queries
+        self._heap.heaps.addn_with_ids(scores.shape[1], faiss.swig_ptr(scores), faiss.swig_ptr(ids), stride)
 
     def result(self):
-        """(values, positions): nq x min(k, seen), rows by descending score, ties by position."""
-        self._heap.finalize()
-        width = min(self.k, self.seen)
-        values = self._heap.D[:, :width]
-        positions = -self._heap.I[:, :width] - 2
-        order = np.lexsort((positions, -values), axis=1)
+        """(values, positions): nq x min(k, entries per query), rows by descending
+        score, ties by ascending position. The heaps are left as they are, so more
+        can be added afterwards."""
+        values, ids = self._heap.D, self._heap.I
+        width = int((ids[0] != -1).sum()) if len(ids) else 0
+        order = np.lexsort((-ids, -values), axis=1)[:, :width]  # -ids ascending = position ascending
         return (np.take_along_axis(values, order, 1).astype(np.float32),
-                np.take_along_axis(positions, order, 1))
+                -np.take_along_axis(ids, order, 1) - 2)
 
 
 def block_scores(queries, x):

@@ -2,14 +2,15 @@
 queries x k (one partial is held at a time)."""
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
+from .arrays import sorted_unique
 from .errors import InputError
+from .heap_topk import HeapTopK
 from .merged import ROW_BITS, MergedResult
 from .partials import check_partial_meta, load_partial
-from .topk import merge_sorted
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,13 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
     (ascending; default: only all of them), merging each partial once."""
     expected_meta = expected_meta or {}
     stops = set(stops or [len(paths)])
-    vals = pos = query_ids = query_sets = None
+    topk = query_ids = query_sets = None
     rows_kept, shards = 0, []
-    for ordinal, path in enumerate(paths):
-        meta, arrays = load_partial(path, keys=("scores", "rows", "query_ids"))
+    for ordinal, (path, (meta, arrays)) in enumerate(zip(paths, _prefetched(paths))):
         check_partial_meta(path, meta, expected_meta.get(path, {}))
         if query_ids is None:
             query_ids, query_sets = arrays["query_ids"], meta.get("query_sets")
-            vals = torch.empty((len(query_ids), 0), dtype=torch.float32)
-            pos = torch.empty((len(query_ids), 0), dtype=torch.int64)
+            topk = HeapTopK(len(query_ids), k)
         elif not np.array_equal(query_ids, arrays["query_ids"]):
             raise InputError(
                 f"{path}: computed for other queries than {paths[0]}. "
@@ -47,12 +46,23 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
         rows_kept += meta["rows_kept"]
         shards.append({"partial": str(path), "shard": meta.get("shard"), "rows_kept": meta["rows_kept"],
                        "rows_total": meta.get("rows_total")})
-        new_pos = torch.from_numpy(arrays["rows"]) | (ordinal << ROW_BITS)
-        vals, pos = merge_sorted(vals, pos, torch.from_numpy(arrays["scores"]), new_pos, k)
+        # global positions: database order is partial order, then row
+        topk.add(arrays["scores"], arrays["rows"] | (ordinal << ROW_BITS))
         if ordinal + 1 in stops:
             meta = {"k": k, "rows_kept": rows_kept, "shards": list(shards),
                     "query_sets": query_sets or [["image", 0, len(query_ids)]]}
-            yield _finish(paths, query_ids, vals, pos, meta)
+            yield _finish(paths, query_ids, *topk.result(), meta)
+
+
+def _prefetched(paths):
+    """Partials in order, the next one read (I/O, zip checksums) while this one is merged."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = lambda path: load_partial(path, keys=("scores", "rows", "query_ids"))
+        pending = pool.submit(load, paths[0]) if paths else None
+        for nxt in [*paths[1:], None]:
+            current = pending.result()
+            pending = pool.submit(load, nxt) if nxt is not None else None
+            yield current
 
 
 def _finish(paths, query_ids, vals, pos, meta):
@@ -64,19 +74,20 @@ def _finish(paths, query_ids, vals, pos, meta):
     if meta["k"] > meta["rows_kept"]:
         log.info("k=%d is larger than the database (%d rows): returning all of it.",
                  meta["k"], meta["rows_kept"])
-    pos = pos.numpy()
-    unique_pos, ranks = np.unique(pos, return_inverse=True)
+    unique_pos = sorted_unique(pos)
+    ranks = np.searchsorted(unique_pos, pos)
     db_ids = _ids_of_positions(paths, unique_pos)
     _refuse_duplicate_ids(db_ids, unique_pos, meta)
-    return MergedResult(query_ids, db_ids, vals.numpy(), ranks.reshape(pos.shape), meta, unique_pos)
+    return MergedResult(query_ids, db_ids, vals, ranks, meta, unique_pos)
 
 
 def _refuse_duplicate_ids(db_ids, positions, meta):
     """Two database rows with one id would collapse in the JSON output and make
     evaluation ambiguous. Only retrieved ids are compared (no full-index read)."""
-    uniq, first, counts = np.unique(db_ids, return_index=True, return_counts=True)
-    if counts.max(initial=1) <= 1:
+    ordered = np.sort(db_ids)
+    if not (ordered[1:] == ordered[:-1]).any():
         return
+    uniq, counts = np.unique(db_ids, return_counts=True)
     dup = str(uniq[np.argmax(counts)])
     where = [(meta["shards"][p >> ROW_BITS]["shard"], int(p & ((1 << ROW_BITS) - 1)))
              for p in positions[db_ids == dup].tolist()]
@@ -88,13 +99,17 @@ def _refuse_duplicate_ids(db_ids, positions, meta):
 
 
 def _ids_of_positions(paths, unique_pos):
-    """Ids of sorted global positions, reading each partial's id table once."""
-    ids = np.empty(len(unique_pos), dtype=object)
+    """Ids (str) of sorted global positions, reading each partial's id table once."""
     ordinals = unique_pos >> ROW_BITS
     rows = unique_pos & ((1 << ROW_BITS) - 1)
-    for ordinal in np.unique(ordinals):
-        sel = np.flatnonzero(ordinals == ordinal)
+    # positions are sorted, so each partial's entries are one contiguous run
+    bounds = np.searchsorted(ordinals, np.arange(len(paths) + 1))
+    pieces = []
+    for ordinal, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if lo == hi:
+            continue
         _, arrays = load_partial(paths[ordinal], keys=("id_rows", "ids"))
-        where = np.searchsorted(arrays["id_rows"], rows[sel])
-        ids[sel] = arrays["ids"][where]
-    return np.char.decode(ids.astype(bytes), "ascii")
+        pieces.append(arrays["ids"][np.searchsorted(arrays["id_rows"], rows[lo:hi])])
+    if not pieces:
+        return np.empty(0, dtype=str)
+    return np.concatenate(pieces).astype(str)  # ascii bytes -> str in one C-level cast
