@@ -108,7 +108,7 @@ def test_incremental_job_lists(finished_run):
     assert dry(work, variant(config, "plain", save_name="run2")) == [
         ("format_results", "results/plain/run2.json")]
     # scoring kernel, device, threads: nothing (the results are the same)
-    assert dry(work, dict(config, scoring="fp32", device="auto", search_threads=1)) == []
+    assert dry(work, dict(config, scoring="fp32", device="auto", search_threads=2)) == []
     # more distractor files: only the new shard, then merge and format
     assert dry(work, variant(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
 

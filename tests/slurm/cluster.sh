@@ -13,8 +13,14 @@ wait_for() {  # wait_for SECONDS command...
   echo "timed out waiting for: $*" >&2; return 1
 }
 
+BACKUP=/etc/slurm/.iliasknn-backup  # the machine's own slurm configuration, if it had one
+
 start() {
   local cpus mem
+  if [ ! -d "$BACKUP" ]; then
+    mkdir -p "$BACKUP"
+    for f in slurm.conf slurmdbd.conf; do if [ -f "/etc/slurm/$f" ]; then cp -p "/etc/slurm/$f" "$BACKUP/"; fi; done
+  fi
   cpus=$(nproc)
   mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
   mkdir -p /etc/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm /run/munge /run/mysqld
@@ -63,7 +69,7 @@ LogFile=/var/log/slurm/slurmdbd.log
 CONF
   chown slurm: /etc/slurm/slurmdbd.conf
   chmod 600 /etc/slurm/slurmdbd.conf
-  stop  # leftovers of an earlier run that was not stopped
+  stop_daemons  # leftovers of an earlier run that was not stopped
   rm -rf /var/lib/slurm/slurmctld/* /var/lib/slurm/slurmd/*  # a fresh cluster: no jobs from earlier runs
 
   [ -f /etc/munge/munge.key ] || { mungekey --create; chown munge: /etc/munge/munge.key; chmod 600 /etc/munge/munge.key; }
@@ -86,6 +92,18 @@ CONF
 }
 
 stop() {
+  stop_daemons
+  # Put the machine's own configuration back (or none): with a slurm.conf whose
+  # controller is down, every scontrol call, and so every Snakemake start (the
+  # SLURM plugin calls it on import), waits about 9 s.
+  if [ -d "$BACKUP" ]; then
+    rm -f /etc/slurm/slurm.conf /etc/slurm/slurmdbd.conf
+    cp -p "$BACKUP"/* /etc/slurm/ 2>/dev/null || true
+    rm -rf "$BACKUP"
+  fi
+}
+
+stop_daemons() {
   # slurmd, slurmctld, slurmdbd, mariadbd, munged: each by the pid in its pid file
   for pidfile in $PIDFILES; do
     [ -f "$pidfile" ] || continue
