@@ -204,3 +204,103 @@ def test_disk_full_in_a_run_is_one_clear_line(small_filesystem, tmp_path):
     assert not [p for p in tiny_filesystem.iterdir() if ".tmp-" in p.name]
     qids, ids, sims = load_result(results / "similarities.json")  # the earlier result is intact
     assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
+
+
+# ----------------------------------------------------------------------------
+# The bad-input table, in one working directory: every case fails with its
+# message (before any search where the headers tell), and the good model's
+# finished result stays byte for byte what it was.
+# ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("table")
+    data = make_dataset(work / "data", num_instances=6, distractor_rows=(200, 150), dim=16,
+                        adapter_out_dim=8, seed=21)
+    config = {"device": "cpu", "models": {"good": model_config(data, total_distractors=2, k=10)}}
+    run_snakemake(work, config=config)
+    return work, data, config, (work / "results/good/similarities.json").read_bytes()
+
+
+def bad_h5(path, **datasets):
+    with h5py.File(path, "w") as fh:
+        for name, value in datasets.items():
+            fh[name] = value
+    return str(path)
+
+
+def bad_file(work, case):
+    """(model overrides, expected message) of one row of the table."""
+    d = work / f"bad_{case}"
+    d.mkdir(exist_ok=True)
+    ids = np.array([b"a/1", b"b/2", b"c/3"])
+    if case == "not_hdf5":
+        (d / "p.h5").write_text("plain text")
+        return {"positive_hdf5": str(d / "p.h5")}, "not an HDF5 file"
+    if case == "truncated":
+        good = work / "data" / "features_positives.hdf5"
+        (d / "p.h5").write_bytes(good.read_bytes()[:300])
+        return {"positive_hdf5": str(d / "p.h5")}, "p.h5: HDF5 file is truncated or corrupt"
+    if case == "no_features":
+        return {"positive_hdf5": bad_h5(d / "p.h5", index=ids)}, "no 'features' dataset"
+    if case == "lengths_differ":
+        return ({"positive_hdf5": bad_h5(d / "p.h5", features=np.ones((2, 16), np.float32), index=ids)},
+                "'index' has 3 entries but 'features' has 2 rows")
+    if case == "not_2d":
+        return {"positive_hdf5": bad_h5(d / "p.h5", features=np.ones(3, np.float32), index=ids)}, "must be 2-D"
+    if case == "not_float":
+        return ({"positive_hdf5": bad_h5(d / "p.h5", features=np.ones((3, 16), np.int32), index=ids)},
+                "expected float16 or float32")
+    if case == "adapter_not_state_dict":
+        import torch
+
+        torch.save([1, 2, 3], d / "a.pth")
+        return {"lin_adapt_path": str(d / "a.pth")}, "not a state dict"
+    if case == "adapter_keys":
+        import torch
+
+        torch.save({"weight": torch.ones(8, 16)}, d / "a.pth")
+        return {"lin_adapt_path": str(d / "a.pth")}, "lacks ['layer.weight', 'layer.bias']"
+    if case == "adapter_shapes":
+        import torch
+
+        torch.save({"layer.weight": torch.ones(8, 16), "layer.bias": torch.ones(5)}, d / "a.pth")
+        return {"lin_adapt_path": str(d / "a.pth")}, "inconsistent shapes"
+    if case == "missing_middle_shard":
+        return {"total_distractors": 4}, "features_distractors_00002.hdf5"
+    if case == "no_idx":
+        return ({"distractor_hdf5": str(work / "data" / "features_distractors_00000.hdf5")},
+                "has no '{idx}' placeholder")
+    if case == "k_zero":
+        return {"k": 0}, "0 is less than the minimum of 1"
+    raise ValueError(case)
+
+
+TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
+         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "missing_middle_shard", "no_idx", "k_zero"]
+
+
+@pytest.mark.parametrize("case", TABLE)
+def test_bad_input_table(good_run, case):
+    work, _, config, before = good_run
+    overrides, message = bad_file(work, case)
+    bad = dict(config["models"]["good"], **overrides)
+    cfg = dict(config, models={"good": config["models"]["good"], "bad": bad})
+    proc = run_snakemake(work, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert message in out, out
+    assert (work / "results/good/similarities.json").read_bytes() == before
+    assert not (work / "results/bad").exists() or not list((work / "results/bad").rglob("*.npz"))
+
+
+def test_selection_matching_no_distractor_is_a_warning_with_counts(good_run):
+    work, data, config, before = good_run
+    (work / "no_match.txt").write_text("nothing/here.jpg\n")
+    cfg = dict(config, models={"good": config["models"]["good"],
+                               "mini": dict(config["models"]["good"], selected_ids=str(work / "no_match.txt"))})
+    run_snakemake(work, config=cfg)
+    log = (work / "results/mini/logs/merge.log").read_text()
+    assert "matched no distractor: 0 of 350 distractors kept" in log
+    qids, ids, sims = load_result(work / "results/mini/similarities.json")
+    assert all(d.startswith("inst") for row in ids for d in row)  # positives only
+    assert (work / "results/good/similarities.json").read_bytes() == before
