@@ -19,14 +19,16 @@ def h5file(tmp_path):
     return path, feats, np.array(ids)
 
 
-def test_blocks_cover_file_in_order(h5file):
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_blocks_cover_file_in_order(h5file, read_ahead):
     path, feats, _ = h5file
     with features.open_feature_file(path) as fh:
         info = features.check_header(fh, path)
         rows = features.block_rows_for(info, 200)
         assert rows % info.chunk_rows == 0
-        got = np.concatenate([b.copy() for _, b in features.iter_blocks(fh, info, rows)])
-    np.testing.assert_array_equal(got, feats)
+        blocks = [(start, b.copy()) for start, b in features.iter_blocks(fh, info, rows, read_ahead=read_ahead)]
+    assert [start for start, _ in blocks] == list(range(0, len(feats), rows))
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), feats)
 
 
 def test_read_ids_at_reads_only_requested_rows(h5file):

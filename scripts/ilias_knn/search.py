@@ -246,7 +246,7 @@ def _raise_nonfinite(handle, info, path, rows):
     """Count the bad rows over the whole file (no scoring) so the message is complete."""
     bad_rows = []
     total = 0
-    for start, block in features.iter_blocks(handle, info, rows):
+    for start, block in features.iter_blocks(handle, info, rows, read_ahead=False):
         bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
         total += bad.size
         bad_rows.extend((bad[: 5 - len(bad_rows)] + start).tolist() if len(bad_rows) < 5 else [])
