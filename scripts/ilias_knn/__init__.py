@@ -1,10 +1,14 @@
 """Exact sharded k-nearest-neighbour search over HDF5 embeddings (ILIAS).
 
 Small modules with one job each: ``features`` (HDF5 reading and checks),
-``adapter`` (linear adaptation layer), ``selection`` (mini-ILIAS id filter),
-``topk`` (exact running top-k), ``search`` (one shard), ``partials``
-(partial result files), ``merge``, ``formats`` (ILIAS outputs), ``demo``
+``queries`` (query sets), ``adapter`` (linear adaptation layer), ``selection``
+(mini-ILIAS id filter), ``heap_topk`` (CPU engine: BLAS scores, faiss heaps),
+``topk`` and ``scoring`` (torch engine, bf16 bound), ``search`` (one shard),
+``partials`` (partial result files), ``merge`` and ``merged`` (merged top-k),
+``expansion`` (query expansion), ``formats`` (ILIAS outputs), ``evaluation``,
+``scale_curve``, ``plots`` and ``summary`` (ILIAS mAP), ``validate`` (checks
+before any job), ``cli`` (drop-in for the ILIAS search.py), ``demo``
 (synthetic data).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
