@@ -304,3 +304,27 @@ def test_selection_matching_no_distractor_is_a_warning_with_counts(good_run):
     qids, ids, sims = load_result(work / "results/mini/similarities.json")
     assert all(d.startswith("inst") for row in ids for d in row)  # positives only
     assert (work / "results/good/similarities.json").read_bytes() == before
+
+
+def test_unreadable_file_is_named(good_run):
+    """Root reads any file, so the run drops the capabilities that let it (setpriv)."""
+    import shutil as sh
+
+    if os.geteuid() != 0 or not sh.which("setpriv"):
+        pytest.skip("needs root and setpriv to make a file unreadable to the run")
+    work, data, config, before = good_run
+    locked = work / "locked_positives.hdf5"
+    locked.write_bytes((work / "data" / "features_positives.hdf5").read_bytes())
+    locked.chmod(0)
+    cfg = dict(config, models={"good": config["models"]["good"],
+                               "bad": dict(config["models"]["good"], positive_hdf5=str(locked))})
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    drop = "-dac_override,-dac_read_search"
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set", drop, "--inh-caps", drop, sys.executable, "-m", "snakemake",
+         "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(work / "config.yaml"),
+         "--cores", "2"], capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "locked_positives.hdf5: cannot be read" in out and "Check its permissions" in out, out
+    assert (work / "results/good/similarities.json").read_bytes() == before
