@@ -9,21 +9,18 @@ from ilias_knn.errors import InputError
 from ilias_knn.expansion import expand, neighbour_vectors
 from ilias_knn.logs import run_logged
 from ilias_knn.merged import load_merged
-from ilias_knn.queries import Queries, read_query_sets, save_queries
+from ilias_knn.queries import Queries, read_model_queries, save_queries
 from ilias_knn.search import prepare_queries
 
 
 def main(snakemake):
     inp, n = snakemake.input, snakemake.params.n
     adapter = load_adapter(inp.adapter) if inp.get("adapter") else None
-    paths = {"image": inp.queries}
-    if inp.get("text_queries"):
-        paths["text"] = inp.text_queries
-    queries = read_query_sets(paths)
+    queries = read_model_queries(inp.queries, inp.get("text_queries"))
     adapted = prepare_queries(queries.feats, adapter, "cpu")
     merged = load_merged(inp.merged)
     if not np.array_equal(merged.query_ids, queries.ids):
-        raise InputError(f"{inp.merged}: made for other queries than {list(paths.values())}. "
+        raise InputError(f"{inp.merged}: made for other queries than {inp.queries}. "
                          "Delete it so that the first search runs again.")
     neighbours, scores = neighbour_vectors(merged, n, adapter, inp.get("adapter"))
     expanded = Queries(expand(adapted, neighbours, scores), queries.ids, queries.sets, adapted=True)

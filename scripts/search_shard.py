@@ -4,7 +4,7 @@ pass) in one database shard; the expanded queries in a query-expansion round."""
 from ilias_knn.adapter import check_adapter_dim, load_adapter
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
-from ilias_knn.queries import load_queries, read_query_sets
+from ilias_knn.queries import load_queries, read_model_queries
 from ilias_knn.search import prepare_queries, resolve_device, resolve_scoring, search_shard
 from ilias_knn.selection import load_selected_ids
 
@@ -13,10 +13,7 @@ def load_model_queries(inp, adapter):
     """Queries ready to score: the expanded ones (adapted already), or the query files."""
     if inp.get("expanded"):
         return load_queries(inp.expanded)
-    paths = {"image": inp.queries}
-    if inp.get("text_queries"):
-        paths["text"] = inp.text_queries
-    queries = read_query_sets(paths)
+    queries = read_model_queries(inp.queries, inp.get("text_queries"))
     if adapter is not None:
         check_adapter_dim(adapter, queries.feats.shape[1], inp.get("adapter"), inp.queries)
     return queries

@@ -47,6 +47,14 @@ def read_query_sets(paths):
     return Queries(np.concatenate(feats), np.concatenate(ids), sets)
 
 
+def read_model_queries(image_path, text_path=None):
+    """A model's query sets: image queries, then text queries when given."""
+    paths = {IMAGE: image_path}
+    if text_path:
+        paths[TEXT] = text_path
+    return read_query_sets(paths)
+
+
 def save_queries(path, queries):
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as fh:
