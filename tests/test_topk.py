@@ -70,9 +70,10 @@ def test_merge_sorted_is_stable_first_list_wins_ties():
     assert vals.tolist() == [[3.0, 2.0, 2.0, 2.0]]
 
 
-@pytest.mark.parametrize("k,block", [(5, 3), (7, 16), (40, 11), (200, 64)])
+@pytest.mark.parametrize("k,block", [(5, 3), (7, 16), (40, 11), (200, 64), (40, 40), (39, 120), (1, 150), (110, 150)])
 def test_heap_topk_equals_sorted_reference_with_many_ties(k, block):
-    """The CPU float32 engine (faiss heaps): exact order, ties by ascending position."""
+    """The CPU float32 engine (faiss heaps): exact order, ties by ascending position.
+    block >= k covers the first block written as heaps directly (ties at its k-th score)."""
     from ilias_knn.heap_topk import HeapTopK
 
     rng = np.random.default_rng(k)
@@ -88,3 +89,35 @@ def test_heap_topk_equals_sorted_reference_with_many_ties(k, block):
     order = np.lexsort((np.broadcast_to(positions, kept.shape), -kept), axis=1)[:, :k]
     np.testing.assert_array_equal(found, positions[order])
     np.testing.assert_array_equal(values, np.take_along_axis(kept, order, 1))
+
+
+@pytest.mark.parametrize("k,width", [(30, 30), (30, 50), (64, 40)])
+def test_heap_topk_per_query_positions_as_in_merge(k, width):
+    """Per-query positions (the merge of sorted partials), ties everywhere."""
+    from ilias_knn.heap_topk import HeapTopK
+
+    rng = np.random.default_rng(width)
+    heap, all_scores, all_pos = HeapTopK(6, k), [], []
+    for part in range(4):
+        scores = -np.sort(-rng.integers(0, 5, size=(6, width)).astype(np.float32), axis=1)
+        pos = np.sort(rng.choice(1000, size=(6, width), replace=False), axis=1) + part * 1000
+        heap.add(scores, pos)
+        all_scores.append(scores)
+        all_pos.append(pos)
+    scores, pos = np.hstack(all_scores), np.hstack(all_pos)
+    order = np.lexsort((pos, -scores), axis=1)[:, :k]
+    values, found = heap.result()
+    np.testing.assert_array_equal(found, np.take_along_axis(pos, order, 1))
+    np.testing.assert_array_equal(values, np.take_along_axis(scores, order, 1))
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (7, 5), (300, 40)])
+def test_sorted_unique_and_unique_inverse_equal_numpy_unique(shape):
+    from ilias_knn.arrays import sorted_unique, unique_inverse
+
+    values = np.random.default_rng(len(shape)).integers(0, 50, size=shape) << 33
+    expected, inverse = np.unique(values, return_inverse=True)
+    np.testing.assert_array_equal(sorted_unique(values), expected)
+    got, got_inverse = unique_inverse(values)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got_inverse, inverse.reshape(shape))

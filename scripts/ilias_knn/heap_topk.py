@@ -37,11 +37,12 @@ class HeapTopK:
         """(values, positions): nq x min(k, entries per query), rows by descending
         score, ties by ascending position. The heaps are left as they are, so more
         can be added afterwards."""
-        values, ids = self._heap.D, self._heap.I
-        width = int((ids[0] != -1).sum()) if len(ids) else 0
-        order = np.lexsort((-ids, -values), axis=1)[:, :width]  # -ids ascending = position ascending
-        return (np.take_along_axis(values, order, 1).astype(np.float32),
-                -np.take_along_axis(ids, order, 1) - 2)
+        nq, k = self._heap.D.shape
+        done = faiss.ResultHeap(nq, k, keep_max=True)  # a copy, sorted by faiss (C++)
+        done.D[:], done.I[:] = self._heap.D, self._heap.I
+        done.heaps.reorder()  # descending score; equal scores by descending id = ascending position
+        width = int((done.I[0] != -1).sum()) if nq else 0
+        return done.D[:, :width].astype(np.float32), -done.I[:, :width] - 2
 
 
 def block_scores(queries, x):

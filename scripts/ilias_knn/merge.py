@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .arrays import sorted_unique
+from .arrays import unique_inverse
 from .errors import InputError
 from .heap_topk import HeapTopK
 from .merged import ROW_BITS, MergedResult
@@ -74,8 +74,7 @@ def _finish(paths, query_ids, vals, pos, meta):
     if meta["k"] > meta["rows_kept"]:
         log.info("k=%d is larger than the database (%d rows): returning all of it.",
                  meta["k"], meta["rows_kept"])
-    unique_pos = sorted_unique(pos)
-    ranks = np.searchsorted(unique_pos, pos)
+    unique_pos, ranks = unique_inverse(pos)
     db_ids = _ids_of_positions(paths, unique_pos)
     _refuse_duplicate_ids(db_ids, unique_pos, meta)
     return MergedResult(query_ids, db_ids, vals, ranks, meta, unique_pos)
