@@ -73,7 +73,7 @@ def test_merge_sorted_is_stable_first_list_wins_ties():
 @pytest.mark.parametrize("k,block", [(5, 3), (7, 16), (40, 11), (200, 64), (40, 40), (39, 120), (1, 150), (110, 150)])
 def test_heap_topk_equals_sorted_reference_with_many_ties(k, block):
     """The CPU float32 engine (faiss heaps): exact order, ties by ascending position.
-    block >= k covers the first block written as heaps directly (ties at its k-th score)."""
+    block >= k: the first block alone fills the heaps (ties at its k-th score)."""
     from ilias_knn.heap_topk import HeapTopK
 
     rng = np.random.default_rng(k)

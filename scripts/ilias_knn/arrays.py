@@ -14,8 +14,8 @@ def sorted_unique(values):
 
 def unique_inverse(values):
     """(sorted unique values, index of each value in them, shaped like values),
-    from one argsort: 3x faster than sorted_unique + searchsorted on 2,232 x 1,000
-    positions here."""
+    from one argsort: 0.45-0.59 s against 0.74-0.81 s for sorted_unique +
+    searchsorted on 2,000 x 1,000 positions here."""
     values = np.asarray(values)
     flat = values.ravel()
     order = np.argsort(flat)
