@@ -167,15 +167,18 @@ def planned_job_list(workdir, *args, config=None):
     return sorted(out)
 
 
+def small_dataset(directory, seed=3):
+    """A small ILIAS-shaped dataset: float16, gzip, shards of unequal sizes (700,
+    300, 500 rows), an adapter with in != out, selected ids."""
+    return make_dataset(
+        directory, num_instances=8, queries_per_instance=2, positives_per_instance=4,
+        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=seed,
+    )
+
+
 @pytest.fixture
 def dataset(tmp_path):
-    """A small ILIAS-shaped dataset: float16, gzip, shards of unequal sizes, an
-    adapter with in != out, selected ids."""
-    paths = make_dataset(
-        tmp_path / "data", num_instances=8, queries_per_instance=2, positives_per_instance=4,
-        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=3,
-    )
-    return paths
+    return small_dataset(tmp_path / "data")
 
 
 def model_config(paths, **overrides):

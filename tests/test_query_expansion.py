@@ -8,9 +8,8 @@ import pytest
 
 from conftest import (
     assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config,
-    planned_job_list, run_snakemake,
+    planned_job_list, run_snakemake, small_dataset,
 )
-from ilias_knn.demo import make_dataset
 from ilias_knn.expansion import expand
 
 
@@ -28,10 +27,7 @@ def test_expand_matches_numpy():
 def qe_run(tmp_path_factory):
     """Shards of unequal sizes (700, 300, 500 rows); text queries everywhere."""
     work = tmp_path_factory.mktemp("qe")
-    data = make_dataset(
-        work / "data", num_instances=8, queries_per_instance=2, positives_per_instance=4,
-        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=4,
-    )
+    data = small_dataset(work / "data", seed=4)
     text = data["text_query_hdf5"]
     config = {
         "device": "cpu",

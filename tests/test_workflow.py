@@ -14,6 +14,7 @@ import pytest
 
 from conftest import (
     REPO, assert_topk_matches, brute_force, load_result, model_config, planned_job_list, run_snakemake,
+    small_dataset,
 )
 from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
 
@@ -22,10 +23,7 @@ from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
 def finished_run(tmp_path_factory):
     """Three models run once: plain json; adapter + selected ids as pickle; k > database."""
     work = tmp_path_factory.mktemp("wf")
-    data = make_dataset(
-        work / "data", num_instances=8, queries_per_instance=2, positives_per_instance=4,
-        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=3,
-    )
+    data = small_dataset(work / "data")
     shutil.copy(data["lin_adapt_path"], work / "adapter_b.pth")
     shutil.copy(data["selected_ids"], work / "selected_b.txt")
     config = {
