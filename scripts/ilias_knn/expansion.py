@@ -14,13 +14,14 @@ import numpy as np
 
 from . import features
 from .adapter import check_adapter_dim
+from .arrays import unique_inverse
 
 log = logging.getLogger(__name__)
 
 
 def read_rows(path, rows):
     """float32 features of the given rows of one feature file (any order, repeats allowed)."""
-    unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    unique, inverse = unique_inverse(np.asarray(rows, dtype=np.int64))
     with features.open_feature_file(path) as handle:
         features.check_header(handle, path)
         try:
@@ -29,6 +30,7 @@ def read_rows(path, rows):
             raise features.corrupt_error(path, f"{len(unique)} neighbour rows", exc) from exc
     feats = np.asarray(block, dtype=np.float32)
     features.check_finite(feats, path, first_row=0)
+    log.info("%s: read %d neighbour rows", path, len(unique))
     return feats[inverse]
 
 
@@ -52,7 +54,6 @@ def neighbour_vectors(merged, n, adapter=None, adapter_path=None):
             dim = x.shape[1]
             vectors = np.empty((len(positions), dim), dtype=np.float32)
         vectors[where] = x
-        log.info("%s: read %d neighbour rows", path, len(np.unique(rows[where])))
     nq = merged.ranks.shape[0]
     return vectors.reshape(nq, n, dim), merged.sims[:, :n]
 

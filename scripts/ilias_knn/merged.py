@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .arrays import unique_inverse
 from .atomic import atomic_output
 
 ROW_BITS = 40  # global position = shard ordinal << 40 | row (rows < 1.1e12 per file)
@@ -24,11 +25,11 @@ class MergedResult:
         """The results of one query set (image or text), db ids restricted to its hits."""
         sets = self.meta.get("query_sets") or [["image", 0, len(self.query_ids)]]
         start, stop = next((a, b) for set_name, a, b in sets if set_name == name)
-        used, ranks = np.unique(self.ranks[start:stop], return_inverse=True)
+        used, ranks = unique_inverse(self.ranks[start:stop])
         positions = self.db_positions[used] if self.db_positions is not None else None
         meta = dict(self.meta, query_sets=[[name, 0, stop - start]])
         return MergedResult(self.query_ids[start:stop], self.db_ids[used], self.sims[start:stop],
-                            ranks.reshape(stop - start, -1), meta, positions)
+                            ranks, meta, positions)
 
     def shard_rows(self, positions):
         """(shard file, row) of global positions: where each vector is stored."""
