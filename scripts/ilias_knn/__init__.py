@@ -2,7 +2,7 @@
 
 Small modules with one job each: ``features`` (HDF5 reading and checks),
 ``queries`` (query sets), ``adapter`` (linear adaptation layer), ``selection``
-(mini-ILIAS id filter), ``heap_topk`` (CPU engine: BLAS scores, faiss heaps),
+(mini-ILIAS id filter), ``reservoir_topk`` (CPU top-k by sortable keys),
 ``topk`` and ``scoring`` (torch engine, bf16 bound), ``search`` (one shard),
 ``partials`` (partial result files), ``merge`` and ``merged`` (merged top-k),
 ``expansion`` (query expansion), ``formats`` (ILIAS outputs), ``evaluation``,

@@ -13,16 +13,48 @@ def sorted_unique(values):
 
 
 def unique_inverse(values):
-    """(sorted unique values, index of each value in them, shaped like values),
-    from one argsort: 0.45-0.59 s against 0.74-0.81 s for sorted_unique +
-    searchsorted on 2,000 x 1,000 positions here."""
+    """(sorted unique values, index of each value in them, shaped like values) of
+    a non-negative integer array. Value and index share one uint64 sort key
+    when they fit (numpy's SIMD sort: 0.05 s on 2,000 x 1,000 positions here,
+    against 0.29 s for an argsort, the fallback)."""
     values = np.asarray(values)
     flat = values.ravel()
-    order = np.argsort(flat)
-    ordered = flat[order]
+    index_bits = max(1, int(flat.size - 1).bit_length())
+    if flat.size and flat.min() >= 0 and int(flat.max()) < (1 << (64 - index_bits)):
+        keys = flat.astype(np.uint64) << np.uint64(index_bits)
+        keys |= np.arange(flat.size, dtype=np.uint64)
+        keys.sort()
+        order = (keys & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+        ordered = (keys >> np.uint64(index_bits)).astype(flat.dtype)
+    else:
+        order = np.argsort(flat)
+        ordered = flat[order]
     starts = np.empty(flat.size, dtype=bool)
     starts[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
     inverse = np.empty(flat.size, dtype=np.int64)
     inverse[order] = np.cumsum(starts) - 1
     return ordered[starts], inverse.reshape(values.shape)
+
+
+def repeated_values(values):
+    """The values of a fixed-width bytes array (numpy "S") that occur more than
+    once. Each value is hashed to a uint64 (its 8-byte words, FNV-style), the
+    hashes are sorted, and only values whose hashes repeat are compared exactly:
+    0.1 s on 2 M ids here against 0.2-0.7 s for sorting the strings."""
+    values = np.asarray(values)
+    if values.dtype.kind != "S":
+        values = np.char.encode(values.astype(str), "utf-8")
+    width = values.dtype.itemsize
+    padded = np.zeros((values.size, -(-width // 8) * 8), dtype=np.uint8)
+    padded[:, :width] = values.view(np.uint8).reshape(values.size, width)
+    hashes = np.full(values.size, 14695981039346656037, dtype=np.uint64)
+    for word in padded.view(np.uint64).T:
+        hashes ^= word
+        hashes *= np.uint64(1099511628211)
+    ordered = np.sort(hashes)
+    clashing = ordered[1:][ordered[1:] == ordered[:-1]]
+    if clashing.size == 0:
+        return values[:0]
+    maybe = np.sort(values[np.isin(hashes, clashing)])
+    return np.unique(maybe[1:][maybe[1:] == maybe[:-1]])

@@ -6,11 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .arrays import unique_inverse
+from .arrays import repeated_values, unique_inverse
 from .errors import InputError
-from .heap_topk import HeapTopK
 from .merged import ROW_BITS, MergedResult
 from .partials import check_partial_meta, load_partial
+from .reservoir_topk import MAX_POSITION, ReservoirTopK
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,12 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
     stops = set(stops or [len(paths)])
     topk = query_ids = query_sets = None
     rows_kept, shards = 0, []
+    offsets = [0]  # database position of each partial's row 0 (positives, then shard order)
     for ordinal, (path, (meta, arrays)) in enumerate(zip(paths, _prefetched(paths))):
         check_partial_meta(path, meta, expected_meta.get(path, {}))
         if query_ids is None:
             query_ids, query_sets = arrays["query_ids"], meta.get("query_sets")
-            topk = HeapTopK(len(query_ids), k)
+            topk = ReservoirTopK(len(query_ids), k)
         elif not np.array_equal(query_ids, arrays["query_ids"]):
             raise InputError(
                 f"{path}: computed for other queries than {paths[0]}. "
@@ -46,12 +47,23 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
         rows_kept += meta["rows_kept"]
         shards.append({"partial": str(path), "shard": meta.get("shard"), "rows_kept": meta["rows_kept"],
                        "rows_total": meta.get("rows_total")})
-        # global positions: database order is partial order, then row
-        topk.add(arrays["scores"], arrays["rows"] | (ordinal << ROW_BITS))
+        offsets.append(offsets[-1] + meta["rows_total"])
+        if offsets[-1] > MAX_POSITION + 1:
+            raise InputError(f"merge: more than {MAX_POSITION + 1} database rows in one model; "
+                             "split the model's database into several models.")
+        # database order is partial order, then row: one position numbering over all partials
+        topk.add(arrays["scores"], arrays["rows"] + offsets[ordinal])
         if ordinal + 1 in stops:
             meta = {"k": k, "rows_kept": rows_kept, "shards": list(shards),
                     "query_sets": query_sets or [["image", 0, len(query_ids)]]}
-            yield _finish(paths, query_ids, *topk.result(), meta)
+            yield _finish(paths, query_ids, *topk.result(), offsets, meta)
+
+
+def _global_positions(positions, offsets):
+    """Positions numbered over all partials -> ordinal << ROW_BITS | row."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    ordinal = np.searchsorted(offsets, positions, side="right") - 1
+    return (ordinal << ROW_BITS) | (positions - offsets[ordinal])
 
 
 def _prefetched(paths):
@@ -65,7 +77,7 @@ def _prefetched(paths):
             yield current
 
 
-def _finish(paths, query_ids, vals, pos, meta):
+def _finish(paths, query_ids, vals, pos, offsets, meta):
     if meta["rows_kept"] == 0:
         raise InputError(
             "merge: the database is empty after filtering (0 rows kept in "
@@ -74,22 +86,24 @@ def _finish(paths, query_ids, vals, pos, meta):
     if meta["k"] > meta["rows_kept"]:
         log.info("k=%d is larger than the database (%d rows): returning all of it.",
                  meta["k"], meta["rows_kept"])
-    unique_pos, ranks = unique_inverse(pos)
-    db_ids = _ids_of_positions(paths, unique_pos)
+    unique_pos, ranks = unique_inverse(pos)  # on the compact numbering: one fast sort
+    unique_pos = _global_positions(unique_pos, offsets)
+    db_ids = _ids_of_positions(paths, unique_pos)  # ascii bytes
     _refuse_duplicate_ids(db_ids, unique_pos, meta)
-    return MergedResult(query_ids, db_ids, vals, ranks, meta, unique_pos)
+    return MergedResult(query_ids, db_ids.astype(str), vals, ranks, meta, unique_pos)  # one C-level cast
 
 
 def _refuse_duplicate_ids(db_ids, positions, meta):
     """Two database rows with one id would collapse in the JSON output and make
     evaluation ambiguous. Only retrieved ids are compared (no full-index read)."""
-    ordered = np.sort(db_ids)
-    if not (ordered[1:] == ordered[:-1]).any():
+    repeated = repeated_values(db_ids)
+    if repeated.size == 0:
         return
-    uniq, counts = np.unique(db_ids, return_counts=True)
-    dup = str(uniq[np.argmax(counts)])
+    uniq, counts = np.unique(db_ids[np.isin(db_ids, repeated)], return_counts=True)
+    dup = uniq[np.argmax(counts)]
     where = [(meta["shards"][p >> ROW_BITS]["shard"], int(p & ((1 << ROW_BITS) - 1)))
              for p in positions[db_ids == dup].tolist()]
+    dup = dup.decode("ascii", "replace") if isinstance(dup, bytes) else str(dup)
     raise InputError(
         f"database id {dup!r} appears {len(where)} times among the results, at (file, row) {where[:4]} "
         f"({int((counts > 1).sum())} duplicated id(s) in all). Ids must be unique: remove the duplicate "
@@ -98,7 +112,7 @@ def _refuse_duplicate_ids(db_ids, positions, meta):
 
 
 def _ids_of_positions(paths, unique_pos):
-    """Ids (str) of sorted global positions, reading each partial's id table once."""
+    """Ids (ascii bytes) of sorted global positions, reading each partial's id table once."""
     ordinals = unique_pos >> ROW_BITS
     rows = unique_pos & ((1 << ROW_BITS) - 1)
     # positions are sorted, so each partial's entries are one contiguous run
@@ -110,5 +124,5 @@ def _ids_of_positions(paths, unique_pos):
         _, arrays = load_partial(paths[ordinal], keys=("id_rows", "ids"))
         pieces.append(arrays["ids"][np.searchsorted(arrays["id_rows"], rows[lo:hi])])
     if not pieces:
-        return np.empty(0, dtype=str)
-    return np.concatenate(pieces).astype(str)  # ascii bytes -> str in one C-level cast
+        return np.empty(0, dtype="S1")
+    return np.concatenate(pieces)
