@@ -31,3 +31,8 @@ onstart:
 
 onsuccess:
     print_summary()
+    stop_rescheduling_timers()
+
+
+onerror:
+    stop_rescheduling_timers()

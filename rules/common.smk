@@ -251,6 +251,22 @@ def print_summary():
         print(f"\nILIAS evaluation ({path}):\n{markdown}")
 
 
+def stop_rescheduling_timers():
+    """Once the run is over, cancel the scheduler's pending re-evaluation timers.
+    Snakemake 9's job rate limiter (--max-jobs-per-timespan, default 100/1s)
+    starts a 1-s non-daemon threading.Timer per scheduling round, and Python
+    waits for the last one before exiting: measured here, every run ended
+    1.4-1.6 s after its last job instead of 0.6 s."""
+    import threading
+
+    for thread in threading.enumerate():
+        function = getattr(thread, "function", None)
+        if isinstance(thread, threading.Timer) and "JobScheduler._schedule_reevalutation" in getattr(
+            function, "__qualname__", ""
+        ):
+            thread.cancel()
+
+
 def validate_inputs():
     """Before any job runs (not at parse time, not in dry runs): header checks of
     every model's files, all problems reported at once."""

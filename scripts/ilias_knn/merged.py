@@ -25,9 +25,11 @@ class MergedResult:
         """The results of one query set (image or text), db ids restricted to its hits."""
         sets = self.meta.get("query_sets") or [["image", 0, len(self.query_ids)]]
         start, stop = next((a, b) for set_name, a, b in sets if set_name == name)
+        meta = dict(self.meta, query_sets=[[name, 0, stop - start]])
+        if (start, stop) == (0, len(self.query_ids)):  # every db id is some query's hit already
+            return MergedResult(self.query_ids, self.db_ids, self.sims, self.ranks, meta, self.db_positions)
         used, ranks = unique_inverse(self.ranks[start:stop])
         positions = self.db_positions[used] if self.db_positions is not None else None
-        meta = dict(self.meta, query_sets=[[name, 0, stop - start]])
         return MergedResult(self.query_ids[start:stop], self.db_ids[used], self.sims[start:stop],
                             ranks, meta, positions)
 
