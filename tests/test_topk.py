@@ -101,8 +101,8 @@ def test_reservoir_topk_equals_sorted_reference_with_many_ties(k, block, room):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_reservoir_topk_random_streams_against_reference(seed):
-    """Random sizes, k and blocks; continuous scores (thresholds rise as in a real
-    shard), signed zeros (-0.0 ties +0.0) and a few duplicated scores."""
+    """Random sizes, k, blocks and query groups; continuous scores (thresholds
+    rise as in a real shard), signed zeros (-0.0 ties +0.0) and duplicated scores."""
     from ilias_knn.reservoir_topk import ReservoirTopK
 
     rng = np.random.default_rng(seed)
@@ -111,7 +111,7 @@ def test_reservoir_topk_random_streams_against_reference(seed):
     scores[:, rng.random(n) < 0.05] = 0.0
     scores[:, rng.random(n) < 0.05] = -0.0
     scores[:, 1::7] = scores[:, ::7][:, : scores[:, 1::7].shape[1]]  # exact duplicates
-    topk = ReservoirTopK(nq, k)
+    topk = ReservoirTopK(nq, k, group_rows=int(rng.integers(1, 8)))
     start = 0
     while start < n:
         stop = min(n, start + int(rng.integers(1, 700)))
