@@ -42,7 +42,7 @@ def repeated_values(values):
     once. Each value is hashed to a uint64 (its 8-byte words, FNV-style), the
     hashes are sorted, and only values whose hashes repeat are compared exactly:
     0.1 s on 2 M ids here against 0.2-0.7 s for sorting the strings."""
-    values = np.asarray(values)
+    values = np.ascontiguousarray(values)
     if values.dtype.kind != "S":
         values = np.char.encode(values.astype(str), "utf-8")
     width = values.dtype.itemsize
