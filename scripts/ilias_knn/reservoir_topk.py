@@ -18,6 +18,8 @@ where faiss's heaps (one heap insertion per candidate, 11 M of them) took
 
 import numpy as np
 
+from .arrays import ReusedBuffer
+
 EMPTY = np.uint64(np.iinfo(np.uint64).max)  # an unused slot; sorts after every real key
 MAX_POSITION = (1 << 32) - 1
 
@@ -98,7 +100,7 @@ class _GroupTopK:
         self.keys = np.full((num_queries, self.k + self.room), EMPTY, dtype=np.uint64)
         self.fill = np.zeros(num_queries, dtype=np.int64)
         self.threshold = np.full(num_queries, -np.inf, dtype=np.float32)
-        self._mask = None
+        self._mask = ReusedBuffer(bool)
 
     def add(self, scores, positions):
         nq, n = scores.shape
@@ -145,10 +147,7 @@ class _GroupTopK:
 
     def _candidates(self, scores):
         """Scores at or above their query's threshold (a reused buffer)."""
-        if self._mask is None or self._mask.size < scores.size:
-            self._mask = np.empty(scores.size, dtype=bool)
-        mask = self._mask[: scores.size].reshape(scores.shape)
-        return np.greater_equal(scores, self.threshold[:, None], out=mask)
+        return np.greater_equal(scores, self.threshold[:, None], out=self._mask.view(scores.shape))
 
     def _raise_thresholds(self, scores, crowded):
         """Queries with more than ``room`` candidates in this block alone: the

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import features
 from .adapter import check_adapter_dim
-from .arrays import sorted_unique
+from .arrays import ReusedBuffer, sorted_unique
 from .errors import InputError
 from .reservoir_topk import ReservoirTopK
 from .selection import selection_mask
@@ -164,8 +164,8 @@ def search_shard(
 
 class CpuSelector:
     """CPU, float32: numpy blocks, numpy's BLAS scores, sortable-key reservoirs
-    select (reservoir_topk). Block buffers are reused: a fresh 32 MB score
-    block costs about 5 ms of page faults here."""
+    select (reservoir_topk). The float32 rows and the score block live in
+    reused buffers."""
 
     def __init__(self, queries, k, adapter, threads):
         import faiss
@@ -175,14 +175,12 @@ class CpuSelector:
         self.queries = np.ascontiguousarray(np.asarray(queries), dtype=np.float32)
         self.adapter = adapter
         self.topk = ReservoirTopK(self.queries.shape[0], k)
-        self._rows = np.empty(0, np.float32)
-        self._scores = np.empty(0, np.float32)
+        self._rows = ReusedBuffer(np.float32)
+        self._scores = ReusedBuffer(np.float32)
 
     def prepare(self, block, start, keep):
         """float32 rows and their positions (None if the block holds NaN or inf)."""
-        if self._rows.size < block.size:
-            self._rows = np.empty(block.size, np.float32)
-        x = features.to_float32(block, out=self._rows)
+        x = features.to_float32(block, out=self._rows.view(block.shape))
         if not np.isfinite(x.sum()):  # one reduction; NaN/inf propagate
             return None, None
         positions = np.arange(start, start + x.shape[0], dtype=np.int64)
@@ -193,10 +191,7 @@ class CpuSelector:
         return x, positions
 
     def add(self, x, positions):
-        size = self.queries.shape[0] * x.shape[0]
-        if self._scores.size < size:
-            self._scores = np.empty(size, np.float32)
-        scores = self._scores[:size].reshape(self.queries.shape[0], x.shape[0])
+        scores = self._scores.view((self.queries.shape[0], x.shape[0]))
         # numpy's BLAS (OpenBLAS): torch's MKL takes a slow path on AMD CPUs
         # (85 vs 126 GFLOP/s on this project's EPYC); float32 products either way
         np.matmul(self.queries, x.T, out=scores)
