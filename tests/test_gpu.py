@@ -18,5 +18,5 @@ def test_cuda_shard_search_equals_brute_force(dataset):
     _, qf, qids = features.read_all(cfg["query_hdf5"])
     result = search_shard(prepare_queries(qf, adapter, device), cfg["positive_hdf5"], 20,
                           adapter=adapter, device=device, block_rows=8)
-    ids = result.ids[[list(result.id_rows).index(r) for r in result.rows.ravel()]].reshape(result.rows.shape)
+    ids = result.ids.astype(str)[[list(result.id_rows).index(r) for r in result.rows.ravel()]].reshape(result.rows.shape)
     assert_topk_matches(qids, ids, result.scores, brute_force(cfg))

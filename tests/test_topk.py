@@ -176,6 +176,11 @@ def test_sorted_unique_and_unique_inverse_equal_numpy_unique(shape, high):
     got, got_inverse = unique_inverse(values)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got_inverse, inverse.reshape(shape))
+    if high == 50:  # small enough for the dense-mask paths
+        np.testing.assert_array_equal(sorted_unique(values, bound=50), expected)
+        got, got_inverse = unique_inverse(values, bound=50)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(got_inverse, inverse.reshape(shape))
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -3,10 +3,18 @@
 import numpy as np
 
 
-def sorted_unique(values):
-    """Sorted unique values of an integer array. np.unique's default (hash-based
-    in numpy 2.4) took 1.5 s on 2,000 x 1,000 row numbers here; a sort takes 0.04 s."""
-    flat = np.sort(np.asarray(values).ravel())
+def sorted_unique(values, bound=None):
+    """Sorted unique values of a non-negative integer array. With ``bound`` (all
+    values < bound) not much larger than the array, one pass over a bound-sized
+    mask (5 ms for 2,000 x 1,000 row numbers of a 100,000-row shard here);
+    otherwise a sort (0.04-0.08 s; np.unique's default, hash-based in numpy 2.4,
+    took 1.5 s)."""
+    flat = np.asarray(values).ravel()
+    if bound is not None and 0 < bound <= 16 * flat.size:
+        seen = np.zeros(bound, dtype=bool)
+        seen[flat] = True
+        return np.flatnonzero(seen).astype(flat.dtype, copy=False)
+    flat = np.sort(flat)
     if flat.size == 0:
         return flat
     return flat[np.r_[True, flat[1:] != flat[:-1]]]
@@ -27,13 +35,21 @@ class ReusedBuffer:
         return self._flat[:size].reshape(shape)
 
 
-def unique_inverse(values):
+def unique_inverse(values, bound=None):
     """(sorted unique values, index of each value in them, shaped like values) of
-    a non-negative integer array. Value and index share one uint64 sort key
-    when they fit (numpy's SIMD sort: 0.05 s on 2,000 x 1,000 positions here,
-    against 0.29 s for an argsort, the fallback)."""
+    a non-negative integer array. With ``bound`` (all values < bound) at most 4x
+    the array's size: a bound-sized mask and its running count (0.02 s on 2,000
+    x 1,000 positions among 805,000 here). Otherwise value and index share one
+    uint64 sort key when they fit (numpy's SIMD sort: 0.05-0.18 s, against 0.29 s
+    for an argsort, the last fallback)."""
     values = np.asarray(values)
     flat = values.ravel()
+    if bound is not None and 0 < bound <= 4 * flat.size:
+        seen = np.zeros(bound, dtype=bool)
+        seen[flat] = True
+        rank = np.cumsum(seen, dtype=np.int32 if bound < 2**31 else np.int64)
+        rank -= 1
+        return np.flatnonzero(seen).astype(flat.dtype, copy=False), rank[flat].astype(np.int64).reshape(values.shape)
     index_bits = max(1, int(flat.size - 1).bit_length())
     if flat.size and flat.min() >= 0 and int(flat.max()) < (1 << (64 - index_bits)):
         keys = flat.astype(np.uint64) << np.uint64(index_bits)

@@ -198,18 +198,27 @@ def iter_id_blocks(handle, block_rows):
         yield start, decode_ids(index[start : start + block_rows])
 
 
+def ascii_ids(raw):
+    """HDF5 ids as a fixed-width bytes array (numpy "S"), as they are stored:
+    partials keep ids as bytes, so there is no bytes -> str -> bytes round trip."""
+    if raw.dtype.kind == "S":
+        return raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
+    if raw.dtype.kind == "O":
+        return np.array([x if isinstance(x, bytes) else str(x).encode("ascii") for x in raw], dtype="S")
+    return np.char.encode(raw.astype(str), "ascii")
+
+
 def read_ids_at(handle, rows, block_rows=1 << 18):
-    """Ids of the given sorted unique rows, read block by block (no whole-index load)."""
+    """Ids (ascii bytes) of the given sorted unique rows, read block by block
+    (no whole-index load)."""
     rows = np.asarray(rows, dtype=np.int64)
-    out = np.empty(len(rows), dtype=object)
-    if len(rows) == 0:
-        return out.astype(str)
     index = handle["index"]
     n = index.shape[0]
+    pieces = []
     for start in range(0, n, block_rows):
         lo, hi = np.searchsorted(rows, [start, start + block_rows])
         if lo == hi:
             continue
-        block = decode_ids(index[start : min(start + block_rows, n)])
-        out[lo:hi] = block[rows[lo:hi] - start]
-    return out.astype(str)
+        block = ascii_ids(index[start : min(start + block_rows, n)])
+        pieces.append(block[rows[lo:hi] - start])
+    return np.concatenate(pieces) if pieces else np.empty(0, dtype="S1")

@@ -86,7 +86,7 @@ def _finish(paths, query_ids, vals, pos, offsets, meta):
     if meta["k"] > meta["rows_kept"]:
         log.info("k=%d is larger than the database (%d rows): returning all of it.",
                  meta["k"], meta["rows_kept"])
-    unique_pos, ranks = unique_inverse(pos)  # on the compact numbering: one fast sort
+    unique_pos, ranks = unique_inverse(pos, bound=offsets[-1])  # on the compact numbering
     unique_pos = _global_positions(unique_pos, offsets)
     db_ids = _ids_of_positions(paths, unique_pos)  # ascii bytes
     _refuse_duplicate_ids(db_ids, unique_pos, meta)

@@ -85,7 +85,7 @@ class ShardResult:
     scores: np.ndarray  # nq x m float32, rows sorted by descending score
     rows: np.ndarray  # nq x m int64, row numbers within the shard file
     id_rows: np.ndarray  # sorted unique rows appearing in ``rows``
-    ids: np.ndarray  # ids of ``id_rows``
+    ids: np.ndarray  # ids of ``id_rows`` (ascii bytes)
     rows_total: int
     rows_kept: int
     stats: dict = field(default_factory=dict)
@@ -149,7 +149,7 @@ def search_shard(
                 log.info("%s: %d/%d rows searched", shard_path, start + block.shape[0], info.rows)
                 next_report += report_every
         scores, found_rows = selector.result()
-        id_rows = sorted_unique(found_rows)
+        id_rows = sorted_unique(found_rows, bound=info.rows)
         ids = features.read_ids_at(handle, id_rows)
     elapsed = time.perf_counter() - t0
     if selected_ids is not None and kept == 0:
