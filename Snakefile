@@ -18,6 +18,10 @@ include: "rules/search.smk"
 include: "rules/format.smk"
 include: "rules/evaluate.smk"
 
+
+exempt_loaded_objects_from_gc()
+
+
 rule all:
     input:
         get_final_output(),

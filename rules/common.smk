@@ -251,6 +251,17 @@ def print_summary():
         print(f"\nILIAS evaluation ({path}):\n{markdown}")
 
 
+def exempt_loaded_objects_from_gc():
+    """Snakemake's heap at parse time (its modules, pandas, SQLAlchemy, pydantic:
+    hundreds of thousands of objects) lives as long as the run. Frozen, the
+    garbage collector no longer scans it: measured here, the interpreter's
+    teardown after the last job took 0.4-0.6 s, and 0.08 s frozen. Frozen
+    objects are still freed by reference counting."""
+    import gc
+
+    gc.freeze()
+
+
 def stop_rescheduling_timers():
     """Once the run is over, cancel the scheduler's pending re-evaluation timers.
     Snakemake 9's job rate limiter (--max-jobs-per-timespan, default 100/1s)
