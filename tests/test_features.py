@@ -121,3 +121,17 @@ def test_to_float32_decodes_every_float16_bit_exactly(dim):
     same = (got.view(np.uint32) == expected.view(np.uint32)) | (np.isnan(got) & np.isnan(expected))
     assert same.all()
     np.testing.assert_array_equal(features.to_float32(expected), expected)
+
+
+@pytest.mark.parametrize("vlen", [False, True])
+def test_non_ascii_ids_are_refused_with_the_file_named(tmp_path, vlen):
+    path = tmp_path / "u.hdf5"
+    with h5py.File(path, "w") as fh:
+        fh["features"] = np.ones((2, 3), np.float32)
+        if vlen:
+            fh.create_dataset("index", data=["a/1", "caf\u00e9"], dtype=h5py.string_dtype())
+        else:
+            fh["index"] = np.array([b"a/1", "caf\u00e9".encode()], dtype="S5")
+    with features.open_feature_file(path) as fh:
+        with pytest.raises(InputError, match=r"u\.hdf5.*not ASCII"):
+            features.read_ids_at(fh, np.array([1]))

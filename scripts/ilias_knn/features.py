@@ -198,14 +198,24 @@ def iter_id_blocks(handle, block_rows):
         yield start, decode_ids(index[start : start + block_rows])
 
 
-def ascii_ids(raw):
+def ascii_ids(raw, path=""):
     """HDF5 ids as a fixed-width bytes array (numpy "S"), as they are stored:
     partials keep ids as bytes, so there is no bytes -> str -> bytes round trip."""
-    if raw.dtype.kind == "S":
-        return raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
-    if raw.dtype.kind == "O":
-        return np.array([x if isinstance(x, bytes) else str(x).encode("ascii") for x in raw], dtype="S")
-    return np.char.encode(raw.astype(str), "ascii")
+    try:
+        if raw.dtype.kind == "S":
+            ids = raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
+            if ids.size and int(ids.view(np.uint8).max()) > 127:
+                raise UnicodeError
+            return ids
+        if raw.dtype.kind == "O":
+            return np.array([x.decode("ascii").encode() if isinstance(x, bytes) else str(x).encode("ascii")
+                             for x in raw], dtype="S")
+        return np.char.encode(raw.astype(str), "ascii")
+    except UnicodeError:
+        raise InputError(
+            f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: "
+            "write the index with ASCII ids."
+        ) from None
 
 
 def read_ids_at(handle, rows, block_rows=1 << 18):
@@ -219,6 +229,6 @@ def read_ids_at(handle, rows, block_rows=1 << 18):
         lo, hi = np.searchsorted(rows, [start, start + block_rows])
         if lo == hi:
             continue
-        block = ascii_ids(index[start : min(start + block_rows, n)])
+        block = ascii_ids(index[start : min(start + block_rows, n)], handle.filename)
         pieces.append(block[rows[lo:hi] - start])
     return np.concatenate(pieces) if pieces else np.empty(0, dtype="S1")

@@ -45,7 +45,7 @@ def save_merged(path, merged):
             np.savez(
                 fh,
                 query_ids=merged.query_ids,
-                db_ids=merged.db_ids,
+                db_ids=np.asarray(merged.db_ids, dtype="S"),  # ascii: a quarter of str's bytes
                 sims=merged.sims,
                 ranks=merged.ranks,
                 db_positions=merged.db_positions,
@@ -56,6 +56,6 @@ def save_merged(path, merged):
 def load_merged(path):
     with np.load(path, allow_pickle=False) as data:
         return MergedResult(
-            data["query_ids"], data["db_ids"], data["sims"], data["ranks"],
+            data["query_ids"], data["db_ids"].astype(str), data["sims"], data["ranks"],
             json.loads(str(data["meta"])), data["db_positions"],
         )
