@@ -78,6 +78,21 @@ def test_nan_rows_are_counted_and_named(tmp_path):
         search_shard(queries, path, 5, block_rows=64)
 
 
+def test_non_ascii_ids_are_refused_before_scoring(tmp_path, monkeypatch):
+    import h5py
+
+    from ilias_knn import search
+
+    path = tmp_path / "ids.h5"
+    with h5py.File(path, "w") as fh:
+        fh["features"] = np.ones((3, 4), np.float32)
+        fh["index"] = np.array([b"d/0", "d/\u00e9".encode(), b"d/2"], dtype="S4")
+    monkeypatch.setattr(search.CpuSelector, "add", lambda *a: pytest.fail("scored a file with bad ids"))
+    queries = prepare_queries(np.ones((2, 4), np.float32), None, "cpu")
+    with pytest.raises(InputError, match=r"ids\.h5: 'index' holds ids that are not ASCII"):
+        search_shard(queries, path, 2)
+
+
 def test_dimension_mismatch_is_named(dataset):
     queries = prepare_queries(np.ones((2, 5), np.float32), None, "cpu")
     with pytest.raises(InputError, match="32-d but the queries are 5-d"):

@@ -218,6 +218,14 @@ def ascii_ids(raw, path=""):
         ) from None
 
 
+def check_ids_ascii(handle, path, block_rows=1 << 18):
+    """Refuse a file whose ids are not ASCII before any scoring (a pass over
+    ``index`` in blocks: milliseconds for fixed-width ids)."""
+    index = handle["index"]
+    for start in range(0, index.shape[0], block_rows):
+        ascii_ids(index[start : start + block_rows], path)
+
+
 def read_ids_at(handle, rows, block_rows=1 << 18):
     """Ids (ascii bytes) of the given sorted unique rows, read block by block
     (no whole-index load)."""

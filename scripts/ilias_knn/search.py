@@ -113,6 +113,7 @@ def search_shard(
     num_queries = queries.shape[0]
     with features.open_feature_file(shard_path) as handle:
         info = features.check_header(handle, shard_path)
+        features.check_ids_ascii(handle, shard_path)
         if adapter is not None:
             check_adapter_dim(adapter, info.dim, adapter_path, shard_path)
             db_dim = adapter.out_dim
