@@ -142,8 +142,15 @@ def test_reservoir_topk_per_query_positions_as_in_merge(k, width):
     np.testing.assert_array_equal(values, ref_values)
 
 
-def test_score_keys_order_like_scores_then_positions_and_decode_exactly():
+@pytest.mark.parametrize("little_endian", [True, False])  # halves written in place, or shift-and-or
+def test_score_keys_order_like_scores_then_positions_and_decode_exactly(monkeypatch, little_endian):
+    from ilias_knn import reservoir_topk
     from ilias_knn.reservoir_topk import decode_keys, score_keys
+
+    if not little_endian or reservoir_topk.LITTLE_ENDIAN:
+        monkeypatch.setattr(reservoir_topk, "LITTLE_ENDIAN", little_endian)
+    else:
+        pytest.skip("big-endian machine: the in-place halves path does not apply")
 
     special = np.array([np.inf, 3.4e38, 1.0, 1e-45, 0.0, -0.0, -1e-45, -1.0, -3.4e38, -np.inf], np.float32)
     scores = np.repeat(special, 2)
