@@ -201,21 +201,21 @@ def iter_id_blocks(handle, block_rows):
 def ascii_ids(raw, path=""):
     """HDF5 ids as a fixed-width bytes array (numpy "S"), as they are stored:
     partials keep ids as bytes, so there is no bytes -> str -> bytes round trip."""
+    not_ascii = InputError(
+        f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: "
+        "write the index with ASCII ids."
+    )
     try:
-        if raw.dtype.kind == "S":
-            ids = raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
-            if ids.size and int(ids.view(np.uint8).max()) > 127:
-                raise UnicodeError
-            return ids
-        if raw.dtype.kind == "O":
-            return np.array([x.decode("ascii").encode() if isinstance(x, bytes) else str(x).encode("ascii")
-                             for x in raw], dtype="S")
-        return np.char.encode(raw.astype(str), "ascii")
+        if raw.dtype.kind == "O":  # variable-length strings
+            raw = np.array([x if isinstance(x, bytes) else str(x).encode("ascii") for x in raw], dtype="S")
+        elif raw.dtype.kind != "S":
+            raw = np.char.encode(raw.astype(str), "ascii")
     except UnicodeError:
-        raise InputError(
-            f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: "
-            "write the index with ASCII ids."
-        ) from None
+        raise not_ascii from None
+    ids = raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
+    if ids.size and int(ids.view(np.uint8).max()) > 127:
+        raise not_ascii
+    return ids
 
 
 def check_ids_ascii(handle, path, block_rows=1 << 18):
