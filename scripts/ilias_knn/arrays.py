@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .errors import InputError
+
 
 def sorted_unique(values, bound=None):
     """Sorted unique values of a non-negative integer array. With ``bound`` (all
@@ -89,3 +91,26 @@ def repeated_values(values):
         return values[:0]
     maybe = np.sort(values[np.isin(hashes, clashing)])
     return np.unique(maybe[1:][maybe[1:] == maybe[:-1]])
+
+
+def ascii_ids(raw, path=""):
+    """Ids (fixed-width or variable-length bytes, or str) as a fixed-width bytes
+    array (numpy "S"): HDF5 ids as they are stored, so partials keep them as
+    bytes with no bytes -> str -> bytes round trip. ``path`` names the file in
+    the error for ids that are not ASCII."""
+    raw = np.ascontiguousarray(raw)
+    not_ascii = InputError(
+        f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: "
+        "write the index with ASCII ids."
+    )
+    try:
+        if raw.dtype.kind == "O":  # variable-length strings
+            raw = np.array([x if isinstance(x, bytes) else str(x).encode("ascii") for x in raw], dtype="S")
+        elif raw.dtype.kind != "S":
+            raw = np.char.encode(raw.astype(str), "ascii")
+    except UnicodeError:
+        raise not_ascii from None
+    ids = raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
+    if ids.size and int(ids.view(np.uint8).max()) > 127:
+        raise not_ascii
+    return ids

@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .arrays import ascii_ids
 from .errors import InputError
 
 
@@ -196,26 +197,6 @@ def iter_id_blocks(handle, block_rows):
     index = handle["index"]
     for start in range(0, index.shape[0], block_rows):
         yield start, decode_ids(index[start : start + block_rows])
-
-
-def ascii_ids(raw, path=""):
-    """HDF5 ids as a fixed-width bytes array (numpy "S"), as they are stored:
-    partials keep ids as bytes, so there is no bytes -> str -> bytes round trip."""
-    not_ascii = InputError(
-        f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: "
-        "write the index with ASCII ids."
-    )
-    try:
-        if raw.dtype.kind == "O":  # variable-length strings
-            raw = np.array([x if isinstance(x, bytes) else str(x).encode("ascii") for x in raw], dtype="S")
-        elif raw.dtype.kind != "S":
-            raw = np.char.encode(raw.astype(str), "ascii")
-    except UnicodeError:
-        raise not_ascii from None
-    ids = raw.view(f"S{raw.dtype.itemsize}")  # without h5py's dtype metadata (npz warns)
-    if ids.size and int(ids.view(np.uint8).max()) > 127:
-        raise not_ascii
-    return ids
 
 
 def check_ids_ascii(handle, path, block_rows=1 << 18):

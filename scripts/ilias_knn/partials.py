@@ -10,6 +10,7 @@ import json
 import zipfile
 import numpy as np
 
+from .arrays import ascii_ids
 from .atomic import atomic_output
 from .errors import InputError
 
@@ -27,12 +28,6 @@ def file_digest(path):
     return h.hexdigest()
 
 
-def ascii_bytes(ids):
-    """Ids as a fixed-width bytes array (1 byte per character on disk)."""
-    ids = np.asarray(ids)
-    return ids if ids.dtype.kind == "S" else np.char.encode(ids.astype(str), "ascii")
-
-
 def save_partial(path, result, query_ids, meta):
     meta = dict(meta, format_version=FORMAT_VERSION, rows_total=result.rows_total,
                 rows_kept=result.rows_kept, stats=result.stats)
@@ -43,7 +38,7 @@ def save_partial(path, result, query_ids, meta):
                 scores=result.scores.astype(np.float32, copy=False),
                 rows=result.rows.astype(np.int64, copy=False),
                 id_rows=result.id_rows.astype(np.int64, copy=False),
-                ids=ascii_bytes(result.ids),
+                ids=ascii_ids(result.ids),
                 query_ids=np.asarray(query_ids, dtype=str),
                 meta=np.array(json.dumps(meta)),
             )
