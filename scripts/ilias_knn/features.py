@@ -83,13 +83,10 @@ def describe(path):
         return check_header(handle, path)
 
 
-def decode_ids(raw):
-    """HDF5 ids (bytes, fixed-length or variable-length strings) as a numpy str array."""
-    if raw.dtype.kind == "S":
-        return np.char.decode(raw, "ascii")
-    if raw.dtype.kind == "O":
-        return np.array([x.decode("ascii") if isinstance(x, bytes) else str(x) for x in raw])
-    return raw.astype(str)
+def decode_ids(raw, path=""):
+    """HDF5 ids (bytes, fixed-length or variable-length strings) as a numpy str
+    array; ids that are not ASCII are refused naming ``path`` (arrays.ascii_ids)."""
+    return ascii_ids(raw, path).astype(str)
 
 
 def read_all(path):
@@ -97,7 +94,7 @@ def read_all(path):
     with open_feature_file(path) as handle:
         info = check_header(handle, path)
         feats = np.asarray(handle["features"][...], dtype=np.float32)
-        ids = decode_ids(handle["index"][...])
+        ids = decode_ids(handle["index"][...], path)
     check_finite(feats, path, first_row=0)
     return info, feats, ids
 
@@ -196,7 +193,7 @@ def iter_id_blocks(handle, block_rows):
     """Yield (first_row, str ids) over ``index`` in row order."""
     index = handle["index"]
     for start in range(0, index.shape[0], block_rows):
-        yield start, decode_ids(index[start : start + block_rows])
+        yield start, decode_ids(index[start : start + block_rows], handle.filename)
 
 
 def check_ids_ascii(handle, path, block_rows=1 << 18):
