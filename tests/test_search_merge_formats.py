@@ -13,12 +13,13 @@ from ilias_knn.demo import write_feature_file
 from ilias_knn.errors import InputError
 from ilias_knn.formats import write_json, write_pickle
 from ilias_knn.merge import merge_partials
+from ilias_knn.merged import load_merged, save_merged
 from ilias_knn.partials import check_partial_meta, load_partial, save_partial
 from ilias_knn.search import prepare_queries, search_shard
 from ilias_knn.selection import load_selected_ids
 
 
-def run_library(cfg, tmp_path, block_rows=64):
+def run_library(cfg, tmp_path, block_rows=64, ids_as_bytes=False):
     adapter = load_adapter(cfg["lin_adapt_path"]) if cfg.get("lin_adapt_path") else None
     _, qf, qids = features.read_all(cfg["query_hdf5"])
     queries = prepare_queries(qf, adapter, "cpu")
@@ -32,7 +33,7 @@ def run_library(cfg, tmp_path, block_rows=64):
         out = tmp_path / f"part{n}.npz"
         save_partial(out, result, qids, {"k": cfg["k"]})
         paths.append(str(out))
-    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths})
+    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths}, ids_as_bytes=ids_as_bytes)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +50,24 @@ def test_library_equals_brute_force(dataset, tmp_path, extra):
     merged = run_library(cfg, tmp_path)
     ids = merged.db_ids[merged.ranks]
     assert_topk_matches(merged.query_ids, ids, merged.sims, brute_force(cfg))
+
+
+def test_merge_with_bytes_ids_saves_the_same_merged_file(dataset, tmp_path):
+    """The merge job keeps ids as the ascii bytes they are stored as; the
+    merged file it writes loads to the same result as the str path."""
+    cfg = model_config(dataset, selected_ids=dataset["selected_ids"], k=50)
+    (tmp_path / "str").mkdir()
+    (tmp_path / "bytes").mkdir()
+    as_str = run_library(cfg, tmp_path / "str")
+    as_bytes = run_library(cfg, tmp_path / "bytes", ids_as_bytes=True)
+    assert as_bytes.db_ids.dtype.kind == "S" and as_str.db_ids.dtype.kind == "U"
+    assert as_bytes.db_ids.astype(str).tolist() == as_str.db_ids.tolist()
+    save_merged(tmp_path / "merged.npz", as_bytes)
+    loaded = load_merged(tmp_path / "merged.npz")
+    assert loaded.db_ids.tolist() == as_str.db_ids.tolist()
+    for name in ("query_ids", "sims", "ranks", "db_positions"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(as_str, name))
+    assert_topk_matches(loaded.query_ids, loaded.db_ids[loaded.ranks], loaded.sims, brute_force(cfg))
 
 
 def test_exact_ties_are_ordered_by_database_position(tmp_path):

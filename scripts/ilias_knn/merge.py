@@ -15,18 +15,20 @@ from .reservoir_topk import MAX_POSITION, ReservoirTopK
 log = logging.getLogger(__name__)
 
 
-def merge_partials(paths, k, expected_meta=None):
+def merge_partials(paths, k, expected_meta=None, ids_as_bytes=False):
     """Top-k over all partials; ``paths`` in database order (positives, then shards).
 
     ``expected_meta`` maps a path to the metadata values it must carry.
+    ``ids_as_bytes``: db_ids as the ASCII bytes they are stored as (what
+    save_merged writes; saves two conversions of every retrieved id) instead of str.
     """
     if not paths:
         raise InputError("merge: no partial results given.")
-    *_, merged = iter_merged_prefixes(paths, k, expected_meta, stops=[len(paths)])
+    *_, merged = iter_merged_prefixes(paths, k, expected_meta, stops=[len(paths)], ids_as_bytes=ids_as_bytes)
     return merged
 
 
-def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
+def iter_merged_prefixes(paths, k, expected_meta=None, stops=None, ids_as_bytes=False):
     """Yield the merged top-k of the first n partials for each n in ``stops``
     (ascending; default: only all of them), merging each partial once."""
     expected_meta = expected_meta or {}
@@ -56,7 +58,7 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
         if ordinal + 1 in stops:
             meta = {"k": k, "rows_kept": rows_kept, "shards": list(shards),
                     "query_sets": query_sets or [["image", 0, len(query_ids)]]}
-            yield _finish(paths, query_ids, *topk.result(), offsets, meta)
+            yield _finish(paths, query_ids, *topk.result(), offsets, meta, ids_as_bytes)
 
 
 def _global_positions(positions, offsets):
@@ -77,7 +79,7 @@ def _prefetched(paths):
             yield current
 
 
-def _finish(paths, query_ids, vals, pos, offsets, meta):
+def _finish(paths, query_ids, vals, pos, offsets, meta, ids_as_bytes=False):
     if meta["rows_kept"] == 0:
         raise InputError(
             "merge: the database is empty after filtering (0 rows kept in "
@@ -90,7 +92,8 @@ def _finish(paths, query_ids, vals, pos, offsets, meta):
     unique_pos = _global_positions(unique_pos, offsets)
     db_ids = _ids_of_positions(paths, unique_pos)  # ascii bytes
     _refuse_duplicate_ids(db_ids, unique_pos, meta)
-    return MergedResult(query_ids, db_ids.astype(str), vals, ranks, meta, unique_pos)  # one C-level cast
+    db_ids = db_ids if ids_as_bytes else db_ids.astype(str)  # one C-level cast
+    return MergedResult(query_ids, db_ids, vals, ranks, meta, unique_pos)
 
 
 def _refuse_duplicate_ids(db_ids, positions, meta):

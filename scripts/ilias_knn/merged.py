@@ -15,7 +15,7 @@ ROW_BITS = 40  # global position = shard ordinal << 40 | row (rows < 1.1e12 per 
 @dataclass
 class MergedResult:
     query_ids: np.ndarray  # nq str
-    db_ids: np.ndarray  # unique retrieved ids, in database order
+    db_ids: np.ndarray  # unique retrieved ids, in database order (str; ascii bytes from merge_partials(ids_as_bytes=True))
     sims: np.ndarray  # nq x k float32, rows sorted by descending score
     ranks: np.ndarray  # nq x k int64 indexing db_ids
     meta: dict  # k, rows_kept, shards (partial and shard file per ordinal), query_sets
