@@ -1,3 +1,4 @@
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 
 RESULTS = config["results_dir"].rstrip("/")
 MODELS = config["models"]
+DEMO = config["demo"]
+EVALUATE = bool(config.get("dataset_dir"))
 RESULT_EXTENSIONS = {"json": "json", "pickle": "pkl"}
-TEXT_SUFFIX = "_text"  # {save_name}_text.{ext}: results of the text queries
+TEXT_SUFFIX = "_text"  # evaluation_text.json, {save_name}_text.{ext}: text-query files
 
 
 def check_model_configs():
@@ -38,25 +41,6 @@ def check_model_configs():
                 f"model {name}: query_expansion ({cfg['query_expansion']}) is larger than k "
                 f"({cfg['k']}). Expansion uses the first search's top-n: raise k or lower n."
             )
-        if cfg["save_name"].endswith(TEXT_SUFFIX):
-            raise WorkflowError(
-                f"model {name}: save_name {cfg['save_name']!r} ends with {TEXT_SUFFIX!r}, the suffix "
-                "of text-query results. Choose another save_name."
-            )
-
-
-check_model_configs()
-
-
-wildcard_constraints:
-    model="|".join(re.escape(m) for m in sorted(MODELS, key=len, reverse=True)),
-    shard=r"positives|distractors_\d{5}",
-    # "" for the first search, "qe<n>/" for the search with expanded queries
-    stage=r"(qe[1-9]\d*/)?",
-    # the configured names only, so "x_text.json" splits into x + _text unambiguously
-    save_name="|".join(re.escape(m["save_name"]) for m in MODELS.values()),
-    query_set_suffix=f"({TEXT_SUFFIX})?",
-    ext="|".join(RESULT_EXTENSIONS.values()),
 
 
 def get_num_distractors(model):
@@ -76,6 +60,95 @@ def get_shard_hdf5(model, shard):
     if shard == "positives":
         return MODELS[model]["positive_hdf5"]
     return get_distractor_hdf5(model, int(shard.split("_")[1]))
+
+
+def get_query_set_suffixes(model):
+    """File-name suffix of each query set of a model: "" (image), "_text" (text)."""
+    return [""] + ([TEXT_SUFFIX] if MODELS[model].get("text_query_hdf5") else [])
+
+
+def get_result_files(model):
+    """{file name: query set} of a model's ILIAS result files: {save_name}.{ext}
+    for the image queries, {save_name}_text.{ext} for the text queries."""
+    cfg = MODELS[model]
+    ext = RESULT_EXTENSIONS[cfg["save_as"]]
+    return {
+        f"{cfg['save_name']}{suffix}.{ext}": "text" if suffix else "image"
+        for suffix in get_query_set_suffixes(model)
+    }
+
+
+def get_demo_outputs():
+    """The files the make_demo_data rule writes (inputs of the demo models)."""
+    out = DEMO["out_dir"]
+    return {
+        "queries": f"{out}/features_image_queries.hdf5",
+        "text_queries": f"{out}/features_text_queries.hdf5",
+        "positives": f"{out}/features_positives.hdf5",
+        "distractors": [
+            f"{out}/features_distractors_{i:05d}.hdf5"
+            for i in range(len(DEMO["distractor_rows"]))
+        ],
+        "adapter": f"{out}/lin_adapt.pth",
+        "selected_ids": f"{out}/selected_ids.txt",
+        "ground_truth": [
+            f"{out}/image_ids/{name}"
+            for name in ("image_query_ids.txt", "text_query_ids.txt", "positive_ids.txt")
+        ],
+        "taxonomy": f"{out}/taxonomy.json",
+    }
+
+
+def get_configured_inputs():
+    """(owner, config key, path) of every input file the configuration names."""
+    for name, cfg in MODELS.items():
+        for key in ("query_hdf5", "text_query_hdf5", "positive_hdf5", "lin_adapt_path", "selected_ids"):
+            if cfg.get(key):
+                yield f"model {name}", key, cfg[key]
+        total = get_num_distractors(name)
+        for idx in range(total):
+            yield f"model {name}", f"distractor_hdf5 file {idx:05d} of {total}", get_distractor_hdf5(name, idx)
+    if EVALUATE:
+        yield "evaluation", "dataset_dir", f"{config['dataset_dir']}/image_ids/positive_ids.txt"
+        if config.get("taxonomy"):
+            yield "evaluation", "taxonomy", config["taxonomy"]
+
+
+def check_inputs_exist():
+    """Every configured input must exist, in every run (dry runs and runs with
+    nothing to do included): results already on disk must never pass for results
+    of a configuration whose inputs are gone. Stats only, no file is opened."""
+    made_here = set()
+    for paths in get_demo_outputs().values():
+        made_here.update(os.path.normpath(p) for p in ([paths] if isinstance(paths, str) else paths))
+    missing = [
+        f"{owner}: {key}: {path}"
+        for owner, key, path in get_configured_inputs()
+        if not os.path.exists(path) and os.path.normpath(path) not in made_here
+    ]
+    if missing:
+        raise WorkflowError(
+            f"{len(missing)} configured input file(s) do not exist, so nothing was run "
+            "(results already on disk are left as they are):\n  - "
+            + "\n  - ".join(missing)
+            + "\nCorrect these paths (or total_distractors) in the configuration, or restore the "
+            "files, and run again."
+        )
+
+
+check_model_configs()
+check_inputs_exist()
+
+
+wildcard_constraints:
+    model="|".join(re.escape(m) for m in sorted(MODELS, key=len, reverse=True)),
+    shard=r"positives|distractors_\d{5}",
+    # "" for the first search, "qe<n>/" for the search with expanded queries
+    stage=r"(qe[1-9]\d*/)?",
+    query_set_suffix=f"({TEXT_SUFFIX})?",
+    # the configured result file names only: which query set a file holds is
+    # looked up per model, never parsed from the name
+    result_file="|".join(re.escape(f) for m in MODELS for f in get_result_files(m)),
 
 
 def get_query_inputs(model):
@@ -148,20 +221,16 @@ def get_model_param(key, default=None):
     return lambda wildcards: MODELS[wildcards.model].get(key) or default
 
 
-def get_query_set_suffixes(model):
-    """File-name suffix of each query set of a model: "" (image), "_text" (text)."""
-    return [""] + ([TEXT_SUFFIX] if MODELS[model].get("text_query_hdf5") else [])
-
-
 def get_query_set(wildcards):
     return "text" if wildcards.query_set_suffix else "image"
 
 
+def get_result_file_query_set(wildcards):
+    return get_result_files(wildcards.model)[wildcards.result_file]
+
+
 def get_result_paths(model):
-    """The ILIAS result files of a model: image queries, and text queries when given."""
-    cfg = MODELS[model]
-    ext = RESULT_EXTENSIONS[cfg["save_as"]]
-    return [f"{RESULTS}/{model}/{cfg['save_name']}{suffix}.{ext}" for suffix in get_query_set_suffixes(model)]
+    return [f"{RESULTS}/{model}/{name}" for name in get_result_files(model)]
 
 
 def get_final_output():
@@ -175,9 +244,6 @@ def get_final_output():
 # ----------------------------------------------------------------------------
 # Evaluation (when dataset_dir is set)
 # ----------------------------------------------------------------------------
-EVALUATE = bool(config.get("dataset_dir"))
-
-
 def get_ground_truth_input():
     inputs = {"positive_ids": f"{config['dataset_dir']}/image_ids/positive_ids.txt"}
     if config.get("taxonomy"):
@@ -187,6 +253,16 @@ def get_ground_truth_input():
 
 def get_evaluate_input(wildcards):
     return {"merged": get_final_merged(wildcards), **get_ground_truth_input()}
+
+
+def get_model_eval_k(model):
+    """The k of mAP@k for one model: eval_k, capped at the k it was searched
+    with (a list of k results says nothing about ranks beyond k)."""
+    return min(config["eval_k"], MODELS[model]["k"])
+
+
+def get_eval_k(wildcards):
+    return get_model_eval_k(wildcards.model)
 
 
 def get_evaluation_reports():
@@ -204,16 +280,45 @@ def get_scale_curve_input(wildcards):
     return inputs
 
 
-def get_model_curves(model):
-    if not isinstance(model, str):  # called as an input function
-        model = model.model
-    return [f"{RESULTS}/{model}/scale_curve{sfx}.tsv" for sfx in get_query_set_suffixes(model)]
+def get_curves(models):
+    """Scale curves of these models and what the plot says of each: its TSV,
+    its label, and the model's final evaluation when that search is another
+    one (with query expansion, the curve is of the first search)."""
+    ks = {get_model_eval_k(m) for m in models}
+    curves = []
+    for model in models:
+        n = MODELS[model]["query_expansion"]
+        for sfx in get_query_set_suffixes(model):
+            label = f"{model} {'text' if sfx else 'image'}"
+            if len(ks) > 1:
+                label += f" (mAP@{get_model_eval_k(model)})"
+            curves.append(
+                {
+                    "tsv": f"{RESULTS}/{model}/scale_curve{sfx}.tsv",
+                    "label": label + (" without query expansion" if n else ""),
+                    "expanded_report": f"{RESULTS}/{model}/evaluation{sfx}.json" if n else None,
+                    "expanded_label": f"{label} with query expansion (n = {n})" if n else None,
+                }
+            )
+    return curves
 
 
-def get_model_curve_labels(model):
-    if not isinstance(model, str):
-        model = model.model
-    return ["text" if sfx else "image" for sfx in get_query_set_suffixes(model)]
+def get_curves_title(models, name):
+    ks = {get_model_eval_k(m) for m in models}
+    metric = f"mAP@{ks.pop()}" if len(ks) == 1 else "mAP@k"
+    return f"{name}{metric} vs database size"
+
+
+def get_plot_input(models):
+    curves = get_curves(models)
+    return {
+        "curves": [c["tsv"] for c in curves],
+        "expanded_reports": [c["expanded_report"] for c in curves if c["expanded_report"]],
+    }
+
+
+def get_plot_params(models):
+    return [{key: c[key] for key in ("label", "expanded_label")} for c in get_curves(models)]
 
 
 def get_search_runtime(wildcards, input):

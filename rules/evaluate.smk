@@ -9,7 +9,7 @@ rule evaluate:
         report=f"{RESULTS}/{{model}}/evaluation{{query_set_suffix}}.json",
     params:
         dataset_dir=config.get("dataset_dir"),
-        eval_k=config["eval_k"],
+        eval_k=get_eval_k,
         query_set=get_query_set,
     log:
         f"{RESULTS}/{{model}}/logs/evaluation{{query_set_suffix}}.log",
@@ -53,7 +53,7 @@ rule scale_curve:
         tsv=f"{RESULTS}/{{model}}/scale_curve{{query_set_suffix}}.tsv",
     params:
         dataset_dir=config.get("dataset_dir"),
-        eval_k=config["eval_k"],
+        eval_k=get_eval_k,
         k=get_model_param("k"),
         scale_points=config["scale_points"],
         query_set=get_query_set,
@@ -72,7 +72,7 @@ rule scale_curve:
 
 rule plot_model_scale_curve:
     input:
-        curves=get_model_curves,
+        unpack(lambda wildcards: get_plot_input([wildcards.model])),
     output:
         png=report(
             f"{RESULTS}/{{model}}/scale_curve.png",
@@ -80,8 +80,8 @@ rule plot_model_scale_curve:
             category="Scale curves",
         ),
     params:
-        labels=get_model_curve_labels,
-        title=lambda wildcards: f"{wildcards.model}: mAP@{config['eval_k']} vs database size",
+        curves=lambda wildcards: get_plot_params([wildcards.model]),
+        title=lambda wildcards: get_curves_title([wildcards.model], f"{wildcards.model}: "),
     log:
         f"{RESULTS}/{{model}}/logs/plot_scale_curve.log",
     benchmark:
@@ -95,7 +95,7 @@ rule plot_model_scale_curve:
 
 rule plot_all_scale_curves:
     input:
-        curves=[path for model in MODELS for path in get_model_curves(model)],
+        **get_plot_input(list(MODELS)),
     output:
         png=report(
             f"{RESULTS}/scale_curves.png",
@@ -103,8 +103,8 @@ rule plot_all_scale_curves:
             category="Scale curves",
         ),
     params:
-        labels=[f"{model} {label}" for model in MODELS for label in get_model_curve_labels(model)],
-        title=f"mAP@{config['eval_k']} vs database size",
+        curves=get_plot_params(list(MODELS)),
+        title=get_curves_title(list(MODELS), ""),
     log:
         f"{RESULTS}/logs/plot_scale_curves.log",
     benchmark:

@@ -2,14 +2,14 @@ rule format_results:
     input:
         merged=get_final_merged,
     output:
-        results=f"{RESULTS}/{{model}}/{{save_name}}{{query_set_suffix}}.{{ext}}",
+        results=f"{RESULTS}/{{model}}/{{result_file}}",
     params:
-        save_as=lambda wildcards: "json" if wildcards.ext == "json" else "pickle",
-        query_set=get_query_set,
+        save_as=get_model_param("save_as"),
+        query_set=get_result_file_query_set,
     log:
-        f"{RESULTS}/{{model}}/logs/format_{{save_name}}{{query_set_suffix}}.{{ext}}.log",
+        f"{RESULTS}/{{model}}/logs/format_{{result_file}}.log",
     benchmark:
-        f"{RESULTS}/{{model}}/benchmarks/format_{{save_name}}{{query_set_suffix}}.{{ext}}.tsv"
+        f"{RESULTS}/{{model}}/benchmarks/format_{{result_file}}.tsv"
     resources:
         mem_mb=4096,
         runtime=30,

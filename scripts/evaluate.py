@@ -13,16 +13,19 @@ from ilias_knn.merged import load_merged
 def main(snakemake):
     params = snakemake.params
     gt = read_ground_truth(params.dataset_dir, snakemake.input.get("taxonomy"))
+    log = logging.getLogger("ilias_knn")
     merged = load_merged(snakemake.input.merged).query_set(params.query_set)
-    if params.eval_k > merged.sims.shape[1]:
-        logging.getLogger("ilias_knn").warning(
-            "eval_k=%d but only %d results per query were searched: evaluating those.",
-            params.eval_k, merged.sims.shape[1])
+    if snakemake.config["eval_k"] > params.eval_k:
+        log.warning("eval_k is %d but this model was searched with k = %d: evaluating mAP@%d "
+                    "(raise the model's k to evaluate at eval_k).", snakemake.config["eval_k"],
+                    params.eval_k, params.eval_k)
     report = evaluate_merged(merged, gt, params.eval_k)
+    if report["k"] < params.eval_k:
+        log.warning("only %d results per query (the whole database): evaluating mAP@%d.",
+                    report["k"], report["k"])
     with atomic_output(snakemake.output.report) as tmp:
         tmp.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-    logging.getLogger("ilias_knn").info(
-        "%s queries: mAP@%d %.2f, oracle %.2f", params.query_set, params.eval_k, report["map"], report["oracle"])
+    log.info("%s queries: mAP@%d %.2f, oracle %.2f", params.query_set, report["k"], report["map"], report["oracle"])
 
 
 run_logged(main, snakemake)  # noqa: F821

@@ -3,6 +3,7 @@ implementation written here, the scale curve against fresh searches, and what
 reruns when evaluation settings change."""
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -123,6 +124,8 @@ def eval_run(tmp_path_factory):
         "models": {
             "m": model_config(data, text_query_hdf5=data["text_query_hdf5"], k=60),
             "mini": model_config(data, selected_ids=data["selected_ids"], k=60, save_as="pickle"),
+            "short": model_config(data, k=20),  # searched with a k below eval_k
+            "qe": model_config(data, query_expansion=2, k=60),
         },
     }
     run_snakemake(work, config=config)
@@ -164,7 +167,9 @@ def test_scale_curve_equals_fresh_searches(eval_run):
 def test_summary_has_a_row_per_model_and_query_set(eval_run):
     work, _, _ = eval_run
     table = pd.read_csv(work / "results/summary.tsv", sep="\t")
-    assert list(zip(table["model"], table["query_set"])) == [("m", "image"), ("m", "text"), ("mini", "image")]
+    assert list(zip(table["model"], table["query_set"])) == [
+        ("m", "image"), ("m", "text"), ("mini", "image"), ("short", "image"), ("qe", "image")]
+    assert table["k"].tolist() == [30, 30, 30, 20, 30]
     for (model, query_set), value in zip(zip(table["model"], table["query_set"]), table["map"]):
         suffix = "_text" if query_set == "text" else ""
         report = json.loads((work / f"results/{model}/evaluation{suffix}.json").read_text())
@@ -172,6 +177,62 @@ def test_summary_has_a_row_per_model_and_query_set(eval_run):
         assert table.loc[(table["model"] == model) & (table["query_set"] == query_set), "category0"].item() \
             == pytest.approx(report["categories"]["category0"])
     assert (work / "results/scale_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_k_above_a_models_k_evaluates_at_that_k(eval_run):
+    work, data, config = eval_run
+    cfg = config["models"]["short"]
+    qids, _, _, top_ids, top_scores = brute_force(cfg)
+    got = json.loads((work / "results/short/evaluation.json").read_text())
+    assert got["k"] == 20
+    taxonomy = json.loads(open(data["taxonomy"]).read())
+    assert_reports_equal(got, reference_report(qids, top_ids, top_scores, gt_lines(data), taxonomy, 20))
+    assert 0 < got["oracle"] <= 100
+    log = (work / "results/short/logs/evaluation.log").read_text()
+    assert "eval_k is 30 but this model was searched with k = 20: evaluating mAP@20" in log
+    curve = pd.read_csv(work / "results/short/scale_curve.tsv", sep="\t")
+    assert curve["k"].tolist() == [20] * len(curve) and (curve["oracle"] <= 100).all()
+
+
+def test_evaluation_at_more_than_the_database_caps_k_at_the_list():
+    from ilias_knn.evaluation import GroundTruth, evaluate_merged
+    from ilias_knn.merged import MergedResult
+
+    gt = GroundTruth(np.array(["a/1", "a/2", "b/1"]), np.array(["a", "a", "b"]), np.full(3, 0.1),
+                     np.full(3, 10.0), {"a": 2, "b": 1}, {})
+    # a database of 4 rows searched with k = 1000: 4 results per query
+    merged = MergedResult(np.array(["a/q", "b/q"]), np.array(["a/1", "x/1", "b/1", "a/2"]),
+                          np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.5, 0.4, 0.3]], np.float32),
+                          np.array([[0, 1, 3, 2], [2, 0, 1, 3]]), {})
+    report = evaluate_merged(merged, gt, 1000)
+    assert report["k"] == 4
+    want = reference_report(["a/q", "b/q"], [["a/1", "x/1", "a/2", "b/1"], ["b/1", "a/1", "x/1", "a/2"]],
+                            merged.sims, ["a/1,0.1,10", "a/2,0.1,10", "b/1,0.1,10"], {}, 4)
+    assert report["map"] == pytest.approx(want["map"]) and report["oracle"] == pytest.approx(want["oracle"])
+    assert report["oracle"] == pytest.approx(100.0)  # every positive was found
+
+
+def test_scale_curve_plot_says_which_search_it_shows(eval_run):
+    work, _, _ = eval_run
+    summary = pd.read_csv(work / "results/summary.tsv", sep="\t")
+    expanded_map = summary.loc[summary["model"] == "qe", "map"].item()
+    curve = pd.read_csv(work / "results/qe/scale_curve.tsv", sep="\t")
+    for log in (work / "results/qe/logs/plot_scale_curve.log", work / "results/logs/plot_scale_curves.log"):
+        text = log.read_text()
+        # the model's curve names its k when the models' k differ (the plot of all of them)
+        values = ", ".join(f"{v:.2f}" for v in curve["map"])
+        assert re.search(rf"curve 'qe image( \(mAP@30\))? without query expansion': mAP {values}\n", text), text
+        assert re.search(rf"point 'qe image( \(mAP@30\))? with query expansion \(n = 2\)': mAP {expanded_map:.2f}\n",
+                         text), text
+    assert "curve 'm image (mAP@30)': mAP" in text  # the plot of every model: plain curves are not marked
+
+
+def test_report_captions_are_text(eval_run):
+    work, _, config = eval_run
+    run_snakemake(work, "--report", str(work / "report.html"), config=config)
+    html = (work / "report.html").read_text()
+    assert "mailto:" not in html
+    assert "capped at the model" in html
 
 
 def test_evaluation_settings_rerun_only_evaluation(eval_run):

@@ -2,9 +2,11 @@
 drop-in command line for the ILIAS knn_search/search.py."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -55,6 +57,23 @@ def test_cli_equals_brute_force(dataset, tmp_path, save_as):
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
     assert (tmp_path / "out" / f"sims.{ext}").stat().st_mtime_ns >= before
+
+
+def test_cli_takes_the_save_names_ilias_users_give(dataset, tmp_path):
+    """ILIAS users search text queries as --query_hdf5 and name the result
+    similarities_text; Snakemake's state stays under {save_dir}/knn_workflow/."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [*CLI, "--query_hdf5", dataset["text_query_hdf5"], "--positive_hdf5", dataset["positive_hdf5"],
+         "--distractor_hdf5", dataset["distractor_hdf5"], "--total_distractors", "3", "--k", "20",
+         "--use_gpu", "false", "--cores", "2", "--save_dir", str(out), "--save_name", "similarities_text"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cfg = model_config(dataset, k=20)
+    qids, ids, sims = load_result(out / "similarities_text.json")
+    assert_topk_matches(qids, ids, sims, brute_force(cfg, queries_path=dataset["text_query_hdf5"]))
+    assert sorted(p.name for p in out.iterdir()) == ["knn_workflow", "similarities_text.json"]
+    assert (out / "knn_workflow" / ".snakemake").is_dir()
 
 
 def test_cli_bad_flag_value_is_refused(tmp_path):
@@ -126,17 +145,26 @@ def test_duplicate_ids_are_refused(tmp_path):
 # Faults: a second run, a full disk
 # ----------------------------------------------------------------------------
 def test_second_run_in_the_same_directory_is_refused(tmp_path):
-    data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
-                        distractor_rows=(30000,) * 3, dim=128, seed=2)
+    """The first run is frozen (SIGSTOP) once it holds the lock and has finished
+    one shard, so the second run meets it there however slowly either starts."""
+    data = make_dataset(tmp_path / "data", num_instances=10, distractor_rows=(3000,) * 3, dim=32, seed=2)
     cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=3, k=20)}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(tmp_path / "config.yaml"), "--cores", "1"]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list((tmp_path / ".snakemake" / "locks").glob("*")):
-        time.sleep(0.1)
-    second = run_snakemake(tmp_path, config=cfg, check=False)
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    shards = tmp_path / "results/m/shards"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(shards.glob("*.npz")) and first.poll() is None:
+        time.sleep(0.01)
+    os.killpg(first.pid, signal.SIGSTOP)  # Snakemake and its running job, mid-run
+    try:
+        assert list((tmp_path / ".snakemake" / "locks").glob("*")), "the first run holds no lock"
+        assert not (tmp_path / "results/m/similarities.json").exists(), "the first run is not mid-run"
+        second = run_snakemake(tmp_path, config=cfg, check=False)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     out, _ = first.communicate(timeout=600)
     assert second.returncode != 0
     assert "cannot be locked" in second.stdout + second.stderr
@@ -328,3 +356,66 @@ def test_unreadable_file_is_named(good_run):
     assert proc.returncode != 0
     assert "locked_positives.hdf5: cannot be read" in out and "Check its permissions" in out, out
     assert (work / "results/good/similarities.json").read_bytes() == before
+
+
+# ----------------------------------------------------------------------------
+# A configured input that is gone fails every run, dry runs and runs with
+# nothing to do included, naming every missing path, and touches no result.
+# ----------------------------------------------------------------------------
+def results_snapshot(results):
+    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_adapted_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("missing")
+    data = make_dataset(work / "data", num_instances=6, distractor_rows=(200, 150), dim=16,
+                        adapter_out_dim=8, seed=22)
+    adapter = work / "adapter.pth"
+    adapter.write_bytes(Path(data["lin_adapt_path"]).read_bytes())
+    config = {"device": "cpu", "models": {
+        "m": model_config(data, total_distractors=2, k=10, lin_adapt_path=str(adapter)),
+        "other": model_config(data, total_distractors=1, k=10),
+    }}
+    run_snakemake(work, config=config)
+    return work, data, config, results_snapshot(work / "results")
+
+
+MISSING_CASES = {
+    "positives": ["positive_hdf5"],
+    "more_distractors": ["distractor_hdf5"],
+    "adapter": ["lin_adapt_path"],
+    "all_three": ["positive_hdf5", "distractor_hdf5", "lin_adapt_path"],
+}
+
+
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "dry_run"])
+@pytest.mark.parametrize("case", list(MISSING_CASES))
+def test_missing_inputs_fail_every_run_and_keep_results(finished_adapted_run, case, dry):
+    work, data, config, before = finished_adapted_run
+    model = dict(config["models"]["m"])
+    adapter = Path(model["lin_adapt_path"])
+    missing = []
+    if "positive_hdf5" in MISSING_CASES[case]:
+        model["positive_hdf5"] = str(work / "moved" / "features_positives.hdf5")
+        missing.append(model["positive_hdf5"])
+    if "distractor_hdf5" in MISSING_CASES[case]:
+        model["total_distractors"] = 4  # files 00002 and 00003 do not exist
+        missing += [model["distractor_hdf5"].replace("{idx}", f"{i:05d}") for i in (2, 3)]
+    hidden = adapter.with_name("hidden.pth")
+    if "lin_adapt_path" in MISSING_CASES[case]:
+        adapter.rename(hidden)
+        missing.append(str(adapter))
+    try:
+        cfg = dict(config, models={"m": model, "other": config["models"]["other"]})
+        proc = run_snakemake(work, *(["-n"] if dry else []), config=cfg, check=False)
+    finally:
+        if hidden.exists():
+            hidden.rename(adapter)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert f"{len(missing)} configured input file(s) do not exist" in out, out
+    for path in missing:
+        assert f"model m: " in out and path in out, (path, out)
+    assert "Nothing to be done" not in out
+    assert results_snapshot(work / "results") == before

@@ -39,6 +39,8 @@ def qe_run(tmp_path_factory):
                 data, text_query_hdf5=text, query_expansion=5, k=40, save_as="pickle",
                 lin_adapt_path=data["lin_adapt_path"], selected_ids=data["selected_ids"],
             ),
+            # a save_name that ends like the text results' names
+            "named_text": model_config(data, text_query_hdf5=text, k=30, save_name="similarities_text"),
         },
     }
     run_snakemake(work, config=config)
@@ -57,6 +59,17 @@ def test_results_equal_reference(qe_run, model, query_set):
     ref = brute_force_expanded(cfg, n, queries) if n else brute_force(cfg, queries_path=queries)
     qids, ids, sims = load_result(work / "results" / model / f"similarities{suffix}.{ext}")
     assert_topk_matches(qids, ids, sims, ref)
+
+
+def test_a_save_name_ending_in_text_keeps_both_query_sets_apart(qe_run):
+    work, _, config = qe_run
+    cfg = config["models"]["named_text"]
+    folder = work / "results" / "named_text"
+    assert sorted(p.name for p in folder.glob("*.json")) == ["similarities_text.json", "similarities_text_text.json"]
+    for name, queries in (("similarities_text.json", cfg["query_hdf5"]),
+                          ("similarities_text_text.json", cfg["text_query_hdf5"])):
+        qids, ids, sims = load_result(folder / name)
+        assert_topk_matches(qids, ids, sims, brute_force(cfg, queries_path=queries))
 
 
 def test_expansion_changes_the_ranking(qe_run):

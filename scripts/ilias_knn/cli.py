@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-WORK_SUBDIR = "knn_workflow"  # under save_dir: partials, logs, Snakemake's state
+WORK_SUBDIR = "knn_workflow"  # under save_dir: partials, logs, Snakemake's state (.snakemake/)
 EXTENSIONS = {"json": "json", "pickle": "pkl"}
 
 
@@ -60,7 +60,7 @@ def absolute(path):
     return os.path.abspath(path) if path else None
 
 
-def build_config(args):
+def build_config(args, work_dir):
     """The one-model workflow configuration of parsed ILIAS flags."""
     model = {
         "query_hdf5": absolute(args.query_hdf5),
@@ -76,14 +76,14 @@ def build_config(args):
     }
     device = {True: "cuda", False: "cpu", None: "auto"}[args.use_gpu]
     return {
-        "results_dir": WORK_SUBDIR,
+        "results_dir": str(work_dir),
         "device": device,
         "models": {args.save_name: {key: value for key, value in model.items() if value is not None}},
     }
 
 
-def workflow_result(save_dir, args):
-    return Path(save_dir) / WORK_SUBDIR / args.save_name / f"{args.save_name}.{EXTENSIONS[args.save_as]}"
+def workflow_result(work_dir, args):
+    return Path(work_dir) / args.save_name / f"{args.save_name}.{EXTENSIONS[args.save_as]}"
 
 
 def publish(source, target):
@@ -102,17 +102,17 @@ def publish(source, target):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     save_dir = Path(args.save_dir).resolve()
-    save_dir.mkdir(parents=True, exist_ok=True)
-    config_path = save_dir / WORK_SUBDIR / f"{args.save_name}.config.yaml"
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(yaml.safe_dump(build_config(args), sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(save_dir),
+    work_dir = save_dir / WORK_SUBDIR
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config_path = work_dir / f"{args.save_name}.config.yaml"
+    config_path.write_text(yaml.safe_dump(build_config(args, work_dir), sort_keys=False))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work_dir),
            "--configfile", str(config_path), "--cores", str(args.cores)]
     print("running:", " ".join(cmd), flush=True)
     status = subprocess.call(cmd)
     if status != 0:
         return status
     target = save_dir / f"{args.save_name}.{EXTENSIONS[args.save_as]}"
-    publish(workflow_result(save_dir, args), target)
+    publish(workflow_result(work_dir, args), target)
     print(f"results: {target}")
     return 0

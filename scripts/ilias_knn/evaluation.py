@@ -171,4 +171,9 @@ def _per_category(ap, query_instance, gt):
 
 
 def evaluate_merged(merged, gt, k):
-    return evaluate(merged.query_ids, merged.db_ids, merged.sims, merged.ranks, gt, k)
+    """The report of a merged top-k at mAP@k, k capped at the results per query
+    (beyond them the list says nothing, and the oracle would pass 100 %); the
+    k used is in the report."""
+    k = max(1, min(k, merged.sims.shape[1]))
+    report = evaluate(merged.query_ids, merged.db_ids, merged.sims, merged.ranks, gt, k)
+    return {"k": k, **report}

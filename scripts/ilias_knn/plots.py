@@ -9,10 +9,17 @@ from .atomic import atomic_output  # noqa: E402
 
 
 def plot_curves(curves, path, title):
-    """``curves``: {label: DataFrame from scale_curve}; log-scale x axis."""
+    """``curves``: dicts with ``label`` and ``table`` (a scale_curve DataFrame),
+    and, where the reported search is another one (query expansion), its
+    ``expanded`` (label, mAP) drawn as a point at the full database size."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, df in curves.items():
-        ax.plot(df["database_images"], df["map"], marker="o", label=label)
+    for curve in curves:
+        table = curve["table"]
+        (line,) = ax.plot(table["database_images"], table["map"], marker="o", label=curve["label"])
+        if curve.get("expanded"):
+            label, value = curve["expanded"]
+            ax.plot([table["database_images"].iloc[-1]], [value], marker="*", markersize=12,
+                    linestyle="none", color=line.get_color(), label=label)
     ax.set_xscale("log")
     ax.set_xlabel("database images (positives + distractors)")
     ax.set_ylabel("mAP@k (%)")

@@ -15,7 +15,8 @@ def curve_points(scale_points, num_distractors):
 
 
 def scale_curve(partials, search_k, scale_points, gt, eval_k, query_set="image", expected_meta=None):
-    """One row per point: distractor shards, database images, mAP and oracle (percent).
+    """One row per point: distractor shards, database images, k of mAP@k, mAP
+    and oracle (percent).
 
     ``partials``: positives' partial first, then the distractor partials in order,
     each holding a top-``search_k``.
@@ -26,7 +27,7 @@ def scale_curve(partials, search_k, scale_points, gt, eval_k, query_set="image",
     for shards, merged in zip(points, merged_prefixes):
         report = evaluate_merged(merged.query_set(query_set), gt, eval_k)
         rows.append({"distractor_shards": shards, "database_images": merged.meta["rows_kept"],
-                     "map": report["map"], "oracle": report["oracle"]})
+                     "k": report["k"], "map": report["map"], "oracle": report["oracle"]})
     return pd.DataFrame(rows)
 
 
