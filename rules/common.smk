@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from ilias_knn.config import config_errors, load_schema
+from ilias_knn.merged import FORMAT_VERSION as MERGED_FORMAT_VERSION
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 

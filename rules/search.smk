@@ -34,6 +34,8 @@ rule merge_shards:
         k=get_model_param("k"),
         adapter=get_model_param("lin_adapt_path", ""),
         selected_ids=get_model_param("selected_ids", ""),
+        # a new merged-file format reruns the merges (and what reads them)
+        format_version=MERGED_FORMAT_VERSION,
     log:
         f"{RESULTS}/{{model}}/logs/{{stage}}merge.log",
     benchmark:

@@ -10,14 +10,14 @@ from ilias_knn.expansion import expand, neighbour_vectors
 from ilias_knn.logs import run_logged
 from ilias_knn.merged import load_merged
 from ilias_knn.queries import Queries, read_model_queries, save_queries
-from ilias_knn.search import prepare_queries
+from ilias_knn.engines import prepare_queries
 
 
 def main(snakemake):
     inp, n = snakemake.input, snakemake.params.n
     adapter = load_adapter(inp.adapter) if inp.get("adapter") else None
     queries = read_model_queries(inp.queries, inp.get("text_queries"))
-    adapted = prepare_queries(queries.feats, adapter, "cpu")
+    adapted = prepare_queries(queries.feats, adapter)
     merged = load_merged(inp.merged)
     if not np.array_equal(merged.query_ids, queries.ids):
         raise InputError(f"{inp.merged}: made for other queries than {inp.queries}. "

@@ -17,7 +17,7 @@ def main(snakemake):
     expected = {positives: {"k": params.k, "adapter_sha256": adapter, "selected_sha256": None}}
     for path in distractors:
         expected[path] = {"k": params.k, "adapter_sha256": adapter, "selected_sha256": selected}
-    merged = merge_partials([positives, *distractors], params.k, expected, ids_as_bytes=True)
+    merged = merge_partials([positives, *distractors], params.k, expected)
     if params.selected_ids and distractors:
         report_selection(merged.meta["shards"][1:], params.selected_ids)
     save_merged(snakemake.output.merged, merged)

@@ -1,11 +1,14 @@
 """Snakemake script: exact top-k of one model's queries (every query set, one
 pass) in one database shard; the expanded queries in a query-expansion round."""
 
+import logging
+
 from ilias_knn.adapter import check_adapter_dim, load_adapter
+from ilias_knn.engines import choose_scoring, make_scorer, prepare_queries, resolve_device
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
 from ilias_knn.queries import load_queries, read_model_queries
-from ilias_knn.search import prepare_queries, resolve_device, resolve_scoring, search_shard
+from ilias_knn.search import search_shard
 from ilias_knn.selection import load_selected_ids
 
 
@@ -20,7 +23,7 @@ def load_model_queries(inp, adapter):
 
 
 def main(snakemake):
-    inp, params = snakemake.input, snakemake.params
+    inp, params, threads = snakemake.input, snakemake.params, snakemake.threads
     # device and scoring come from the config, not params: results are the same
     # either way, so switching them must not rerun finished searches
     device = resolve_device(snakemake.config["device"])
@@ -28,11 +31,12 @@ def main(snakemake):
     adapter = load_adapter(adapter_path) if adapter_path else None
     queries = load_model_queries(inp, adapter)
     selected = load_selected_ids(inp.selected_ids) if inp.get("selected_ids") else None
-    prepared = prepare_queries(queries.feats, None if queries.adapted else adapter, device)
+    prepared = prepare_queries(queries.feats, None if queries.adapted else adapter)
+    scoring, why = choose_scoring(snakemake.config["scoring"], device, threads)
+    logging.getLogger("ilias_knn").info("scoring %s on %s (%s)", scoring, device, why)
     result = search_shard(
-        prepared, inp.shard, params.k, adapter=adapter, adapter_path=adapter_path,
-        selected_ids=selected, device=device,
-        scoring=resolve_scoring(snakemake.config["scoring"], device), threads=snakemake.threads,
+        prepared, inp.shard, params.k, make_scorer(scoring, device, prepared, adapter, threads),
+        adapter=adapter, adapter_path=adapter_path, selected_ids=selected, decode_threads=threads,
     )
     meta = {
         "k": params.k,
@@ -43,5 +47,6 @@ def main(snakemake):
         "selected_sha256": file_digest(inp.get("selected_ids")),
     }
     save_partial(snakemake.output.partial, result, queries.ids, meta)
+
 
 run_logged(main, snakemake)  # noqa: F821

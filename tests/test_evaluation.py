@@ -201,9 +201,9 @@ def test_evaluation_at_more_than_the_database_caps_k_at_the_list():
     gt = GroundTruth(np.array(["a/1", "a/2", "b/1"]), np.array(["a", "a", "b"]), np.full(3, 0.1),
                      np.full(3, 10.0), {"a": 2, "b": 1}, {})
     # a database of 4 rows searched with k = 1000: 4 results per query
-    merged = MergedResult(np.array(["a/q", "b/q"]), np.array(["a/1", "x/1", "b/1", "a/2"]),
+    merged = MergedResult(np.array(["a/q", "b/q"]), np.array([b"a/1", b"x/1", b"b/1", b"a/2"]),
                           np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.5, 0.4, 0.3]], np.float32),
-                          np.array([[0, 1, 3, 2], [2, 0, 1, 3]]), {})
+                          np.array([[0, 1, 3, 2], [2, 0, 1, 3]]), {}, np.arange(4))
     report = evaluate_merged(merged, gt, 1000)
     assert report["k"] == 4
     want = reference_report(["a/q", "b/q"], [["a/1", "x/1", "a/2", "b/1"], ["b/1", "a/1", "x/1", "a/2"]],

@@ -22,7 +22,8 @@ from ilias_knn.errors import InputError
 from ilias_knn.formats import write_json
 from ilias_knn.merge import merge_partials
 from ilias_knn.partials import save_partial
-from ilias_knn.search import prepare_queries, search_shard
+from ilias_knn.engines import prepare_queries
+from ilias_knn.search import search_shard
 
 CLI = [sys.executable, str(REPO / "scripts" / "search.py")]
 
@@ -120,7 +121,7 @@ def test_truncated_data_is_named(tmp_path):
     write_feature_file(path, np.ones((20000, 32)), [f"x/{i}" for i in range(20000)], "float32")
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.5)])  # header intact, rows missing
-    queries = prepare_queries(np.ones((2, 32), np.float32), None, "cpu")
+    queries = prepare_queries(np.ones((2, 32), np.float32), None)
     with pytest.raises(InputError, match=r"big.h5: .*truncated or corrupt"):
         search_shard(queries, path, 5)
 
@@ -134,7 +135,7 @@ def test_duplicate_ids_are_refused(tmp_path):
     _, qf, qids = features.read_all(tmp_path / "q.h5")
     paths = []
     for name in ("a", "b"):
-        result = search_shard(prepare_queries(qf, None, "cpu"), tmp_path / f"{name}.h5", 10)
+        result = search_shard(prepare_queries(qf, None), tmp_path / f"{name}.h5", 10)
         save_partial(tmp_path / f"{name}.npz", result, qids, {"k": 10, "shard": f"{name}.h5"})
         paths.append(str(tmp_path / f"{name}.npz"))
     with pytest.raises(InputError, match=r"database id 'c' appears 2 times .*a.h5', 2\), \('b.h5', 2\)"):
@@ -197,7 +198,7 @@ def test_disk_full_leaves_no_half_written_result(small_filesystem, dataset, tmp_
     tiny_filesystem = small_filesystem(64)
     cfg = model_config(dataset, k=500)
     _, qf, qids = features.read_all(cfg["query_hdf5"])
-    result = search_shard(prepare_queries(qf, None, "cpu"), cfg["distractor_hdf5"].replace("{idx}", "00000"), 500)
+    result = search_shard(prepare_queries(qf, None), cfg["distractor_hdf5"].replace("{idx}", "00000"), 500)
     save_partial(tmp_path / "p.npz", result, qids, {"k": 500})
     merged = merge_partials([str(tmp_path / "p.npz")], 500)
     target = tiny_filesystem / "similarities.json"

@@ -15,20 +15,8 @@ def h5file(tmp_path):
     feats = rng.standard_normal((1000, 8)).astype(np.float16)
     ids = [f"src/{i:05d}" for i in range(1000)]
     path = tmp_path / "f.hdf5"
-    write_feature_file(path, feats, ids, "float16", "gzip", chunk_rows=64)
+    write_feature_file(path, feats, ids, "float16", compression="gzip", chunks=(64, 8))
     return path, feats, np.array(ids)
-
-
-@pytest.mark.parametrize("read_ahead", [True, False])
-def test_blocks_cover_file_in_order(h5file, read_ahead):
-    path, feats, _ = h5file
-    with features.open_feature_file(path) as fh:
-        info = features.check_header(fh, path)
-        rows = features.block_rows_for(info, 200)
-        assert rows % info.chunk_rows == 0
-        blocks = [(start, b.copy()) for start, b in features.iter_blocks(fh, info, rows, read_ahead=read_ahead)]
-    assert [start for start, _ in blocks] == list(range(0, len(feats), rows))
-    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]), feats)
 
 
 def test_read_ids_at_reads_only_requested_rows(h5file):

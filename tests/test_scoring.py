@@ -1,113 +1,199 @@
-"""The bf16 filter + exact rescoring path: the bound holds, and the top-k equals
-the fp32 path and the float64 brute force, also on adversarial near-ties."""
+"""The scorers: the bf16 bound holds, its filter keeps every entry that could
+enter, every scorer's top-k equals the float64 brute force (adversarial
+near-ties and exact ties included), and scoring: auto follows measured rates."""
+
+import json
 
 import numpy as np
 import pytest
 import torch
 
-from ilias_knn.scoring import OUTPUT_ROUNDING, Bf16Bound, candidate_floor
-from ilias_knn.search import resolve_scoring
-from ilias_knn.topk import RunningTopK
-from ilias_knn.scoring import score_block
+from ilias_knn import engines
+from ilias_knn.bf16 import REL, Bf16Scorer, bf16_floor_bits, order_keys
+from ilias_knn.scoring import Fp32Scorer, TorchFp32Scorer
+from ilias_knn.topk import TopK
 
 
-def run(queries, db, k, block, bound):
-    topk = RunningTopK(queries.shape[0], k)
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def anisotropic(rng, n, d, shared):
+    """Embedding-like rows: unrelated pairs score about 0.4, not 0."""
+    return unit(unit(rng.standard_normal((n, d))) + 0.8 * shared).astype(np.float32)
+
+
+def run(scorer, db, k, block):
+    topk = TopK(scorer.queries.shape[0], k)
     for start in range(0, db.shape[0], block):
         x = db[start : start + block]
-        score_block(topk, queries, bound, x, torch.arange(start, start + x.shape[0]))
-    topk.finish()
-    return topk.values.numpy(), topk.positions.numpy()
+        scorer.score(scorer.prepare(x, None), np.arange(start, start + x.shape[0]), topk)
+    return topk.result()
 
 
 def reference(queries, db, k):
-    s = queries.double().numpy() @ db.double().numpy().T
+    s = np.asarray(queries, np.float64) @ np.asarray(db, np.float64).T
     order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=1)[:, :k]
     return np.take_along_axis(s, order, 1), order
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.05, 30.0])
-def test_bound_holds(scale):
-    """|fp32 score - bf16 score| <= eps + 2^-7 |bf16 score| for every entry, any norms."""
+@pytest.mark.parametrize("centred_far", [False, True])
+def test_bound_holds_for_every_entry(scale, centred_far):
+    """|s - (a + q.mu)| <= REL |a| + eps_q for the float32 score s of every
+    entry: any norms, rows far from the centring vector too."""
     rng = np.random.default_rng(0)
-    q = torch.from_numpy(rng.standard_normal((64, 256)).astype(np.float32)) * scale
-    x = torch.from_numpy(rng.standard_normal((512, 256)).astype(np.float32))
+    shared = unit(rng.standard_normal((1, 256)))[0]
+    q = anisotropic(rng, 64, 256, shared) * np.float32(scale)
+    first = anisotropic(rng, 300, 256, shared)
+    x = rng.standard_normal((512, 256)).astype(np.float32) if centred_far else anisotropic(rng, 512, 256, shared)
     x[:10] *= 100  # uneven row norms
-    bound = Bf16Bound(q)
-    approx, eps = bound.block(x)
-    exact = (q.double() @ x.double().T).float()
-    err = (exact - approx.float()).abs()
-    assert torch.all(err <= eps[:, None] + OUTPUT_ROUNDING * approx.float().abs())
+    scorer = Bf16Scorer(q)
+    scorer.prepare(first, None)  # fixes the centring vector mu
+    xs, _, y_bf16, y_max, x_max = scorer.prepare(x, None)
+    approx = scorer._gemm(y_bf16).float().numpy().astype(np.float64)
+    exact32 = (torch.from_numpy(q) @ torch.from_numpy(x).T).numpy().astype(np.float64)
+    width = REL * np.abs(approx) + scorer._eps(y_max, x_max)[:, None]
+    assert np.all(np.abs(exact32 - (approx + scorer.q_mu[:, None])) <= width)
 
 
-def test_candidate_floor_is_conservative():
-    t = torch.tensor([0.5, -0.5, 0.0, 1e-3])
-    eps = torch.tensor([0.01, 0.01, 0.01, 0.01])
-    floor = candidate_floor(t, eps)
-    # any a at the floor could still reach t: a + eps + 2^-7 |a| >= t
-    assert torch.all(floor + eps + OUTPUT_ROUNDING * floor.abs() <= t + 1e-6)
-    assert torch.all(floor + eps + OUTPUT_ROUNDING * floor.abs() >= t - 1e-6)
+@pytest.mark.parametrize("seed", range(3))
+def test_filter_keeps_every_entry_at_or_above_the_threshold(seed):
+    rng = np.random.default_rng(seed)
+    shared = unit(rng.standard_normal((1, 128)))[0]
+    q, db = anisotropic(rng, 50, 128, shared), anisotropic(rng, 2000, 128, shared)
+    scorer = Bf16Scorer(q)
+    scorer.prepare(db[:500], None)
+    x, _, y_bf16, y_max, x_max = scorer.prepare(db[500:], None)
+    exact = q @ x.T
+    # thresholds anywhere: above, inside and below the scores, negative and zero too
+    thresholds = np.quantile(exact, rng.uniform(0, 1, size=50), axis=1).diagonal().astype(np.float64)
+    thresholds[:5] = [-0.5, 0.0, -1e-30, 1e-30, 2.0]
+    rows, cols = scorer._candidates(scorer._gemm(y_bf16), scorer._floor_bits(thresholds, y_max, x_max))
+    passed = set(zip(rows.tolist(), cols.tolist()))
+    must = set(zip(*[a.tolist() for a in np.nonzero(exact >= thresholds[:, None])]))
+    assert must <= passed
+    assert len(passed) < len(must) + 0.1 * exact.size  # and it does filter
 
 
+def test_bf16_floor_is_the_largest_bf16_at_or_below():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-8, 8, 2000),
+                             [0.0, -0.0, 1e-40, -1e-40, 1.0, -1.0, 0.5 + 2**-30]])
+    floors = torch.from_numpy(bf16_floor_bits(values).view(np.uint16).astype(np.int32) << 16).view(torch.float32)
+    floors = floors.double().numpy()
+    assert np.all(floors <= values)
+    bits = bf16_floor_bits(values).view(np.uint16).astype(np.int64)
+    # the next bf16 value up (towards +inf) is above the value
+    up = np.where(floors >= 0, bits + 1, bits - 1)
+    up = np.where(bits == 0x8000, 0x0001, up)
+    up = torch.from_numpy((up.astype(np.uint16).astype(np.int32) << 16)).view(torch.float32).double().numpy()
+    assert np.all(up > values)
+
+
+def test_order_keys_order_like_the_values():
+    bits = np.arange(-32768, 32768, dtype=np.int32).astype(np.int16)
+    values = torch.from_numpy(bits.view(np.uint16).astype(np.int32) << 16).view(torch.float32).numpy()
+    finite = np.isfinite(values)
+    bits, values = bits[finite], values[finite]
+    keys = order_keys(bits).astype(np.int32)
+    order = np.argsort(keys, kind="stable")
+    assert np.all(np.diff(values[order]) >= 0)
+
+
+SCORERS = {
+    "fp32": lambda q: Fp32Scorer(q),
+    "bf16": lambda q: Bf16Scorer(q),
+    "torch_fp32": lambda q: TorchFp32Scorer(q, "cpu"),
+}
+
+
+@pytest.mark.parametrize("name", list(SCORERS))
 @pytest.mark.parametrize("k,block", [(10, 64), (100, 256), (1, 32)])
-def test_bf16_path_equals_brute_force_on_random_unit_vectors(k, block):
+@pytest.mark.parametrize("kind", ["isotropic", "anisotropic"])
+def test_scorers_equal_brute_force(name, k, block, kind):
     rng = np.random.default_rng(k)
-    q = rng.standard_normal((40, 128)).astype(np.float32)
-    x = rng.standard_normal((3000, 128)).astype(np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    q, x = torch.from_numpy(q), torch.from_numpy(x)
-    vals, pos = run(q, x, k, block, Bf16Bound(q))
+    shared = unit(rng.standard_normal((1, 128)))[0]
+    if kind == "isotropic":
+        q = unit(rng.standard_normal((40, 128))).astype(np.float32)
+        x = unit(rng.standard_normal((3000, 128))).astype(np.float32)
+    else:
+        q, x = anisotropic(rng, 40, 128, shared), anisotropic(rng, 3000, 128, shared)
+    vals, pos = run(SCORERS[name](q), x, k, block)
     ref_vals, ref_pos = reference(q, x, k)
     np.testing.assert_allclose(vals, ref_vals, atol=1e-5)
     np.testing.assert_array_equal(pos, ref_pos)
 
 
-def test_adversarial_near_ties_where_bf16_order_is_wrong():
+def test_bf16_filters_most_blocks_and_rescores_few_entries():
+    """Guards against a filter that silently scores everything densely."""
+    rng = np.random.default_rng(5)
+    shared = unit(rng.standard_normal((1, 128)))[0]
+    q, x = anisotropic(rng, 40, 128, shared), anisotropic(rng, 40000, 128, shared)
+    scorer = Bf16Scorer(q)
+    run(scorer, x, 20, 1000)
+    assert scorer.blocks["filtered"] >= 30 and scorer.blocks["dense"] <= 10, scorer.blocks
+    assert scorer.rescored < 0.05 * 40 * 40000
+
+
+@pytest.mark.parametrize("name", list(SCORERS))
+def test_adversarial_near_ties_where_bf16_order_is_wrong(name):
     """Scores 1e-5 apart (far below bf16 resolution, far above float32 noise), in
     an order bf16 cannot see: the result must still be the exact order."""
     rng = np.random.default_rng(7)
     d = 256
-    q = rng.standard_normal((8, d))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    base = rng.standard_normal(d)
-    base /= np.linalg.norm(base)
-    rows = []
-    for j in range(2000):
-        # each row: base plus a component along q[0] that moves its score by j * 1e-5,
-        # shuffled so that positions and exact order disagree
-        rows.append(base + ((j * 7919) % 2000) * 1e-5 * q[0] + 1e-3 * rng.standard_normal(d) / np.sqrt(d))
-    x = torch.from_numpy(np.array(rows, dtype=np.float32))
-    qt = torch.from_numpy(q.astype(np.float32))
-    approx = (qt.bfloat16() @ x.bfloat16().T).float()[0].numpy()
-    exact = (qt.double() @ x.double().T)[0].numpy()
-    top_exact = np.argsort(-exact, kind="stable")[:50]
-    top_approx = np.argsort(-approx, kind="stable")[:50]
-    assert set(top_exact) != set(top_approx)  # bf16 alone would get it wrong
-    vals, pos = run(qt, x, 50, 128, Bf16Bound(qt))
-    _, plain_pos = run(qt, x, 50, 128, None)
-    ref_vals, ref_pos = reference(qt, x, 50)
+    q = unit(rng.standard_normal((8, d)))
+    base = unit(rng.standard_normal((1, d)))[0]
+    rows = [base + ((j * 7919) % 2000) * 1e-5 * q[0] + 1e-3 * rng.standard_normal(d) / np.sqrt(d)
+            for j in range(2000)]
+    x = np.array(rows, dtype=np.float32)
+    q = q.astype(np.float32)
+    approx = (torch.from_numpy(q).bfloat16() @ torch.from_numpy(x).bfloat16().T).float()[0].numpy()
+    exact = (q.astype(np.float64) @ x.astype(np.float64).T)[0]
+    assert set(np.argsort(-exact, kind="stable")[:50]) != set(np.argsort(-approx, kind="stable")[:50])
+    vals, pos = run(SCORERS[name](q), x, 50, 128)
+    ref_vals, ref_pos = reference(q, x, 50)
     # query 0 is the adversarial one (gaps 1e-5); the random others see rows
     # within 1e-8 of each other, where only float32-level agreement is meaningful
     np.testing.assert_array_equal(pos[0], ref_pos[0])
-    np.testing.assert_array_equal(pos, plain_pos)
+    np.testing.assert_allclose(vals, ref_vals, atol=1e-6)
 
 
-def test_bf16_and_fp32_paths_agree_with_exact_ties():
-    """Duplicated rows: exact ties must be ordered by position on both paths."""
+@pytest.mark.parametrize("name", list(SCORERS))
+def test_exact_ties_are_ordered_by_position(name):
+    """Duplicated rows: exact ties must be ordered by position on every scorer."""
     rng = np.random.default_rng(3)
     x = rng.integers(-3, 4, size=(50, 16)).astype(np.float32)
-    x = torch.from_numpy(np.concatenate([x] * 40))  # every row repeated 40 times
-    q = torch.from_numpy(rng.integers(-3, 4, size=(5, 16)).astype(np.float32))
-    fast = run(q, x, 100, 64, Bf16Bound(q))
-    plain = run(q, x, 100, 64, None)
+    x = np.concatenate([x] * 40)  # every row repeated 40 times
+    q = rng.integers(-3, 4, size=(5, 16)).astype(np.float32)
+    vals, pos = run(SCORERS[name](q), x, 100, 64)
     ref_vals, ref_pos = reference(q, x, 100)
-    for vals, pos in (fast, plain):
-        np.testing.assert_array_equal(pos, ref_pos)
-        np.testing.assert_array_equal(vals, ref_vals.astype(np.float32))
+    np.testing.assert_array_equal(pos, ref_pos)
+    np.testing.assert_array_equal(vals, ref_vals.astype(np.float32))
 
 
-def test_scoring_choice():
-    assert resolve_scoring("fp32", "cpu") == "fp32"
-    assert resolve_scoring("bf16", "cpu") == "bf16"
-    assert resolve_scoring("auto", "cuda") == "bf16"
+def test_configured_scoring_is_kept():
+    assert engines.choose_scoring("fp32", "cpu")[0] == "fp32"
+    assert engines.choose_scoring("bf16", "cpu")[0] == "bf16"
+    assert engines.choose_scoring("auto", "cuda")[0] == "fp32"
+
+
+def test_auto_follows_the_measured_rates(tmp_path, monkeypatch):
+    """The rates are measured once per kind of machine and cached; auto picks
+    bf16 only where its GEMM is at least BF16_MIN_SPEEDUP times as fast."""
+    monkeypatch.setenv("ILIAS_KNN_CACHE", str(tmp_path))
+    scoring, why = engines.choose_scoring("auto", "cpu", threads=1)
+    rates = engines.measure_gemm_rates(1)  # this machine, measured again
+    assert why.startswith("auto: bf16 GEMM") and "measured now" in why
+    (cache,) = tmp_path.glob("gemm-rates-*.json")
+    cached = json.loads(cache.read_text())
+    assert cached["identity"] == engines.machine_identity(1)
+    expected = "bf16" if rates["bf16"] >= 2 * engines.BF16_MIN_SPEEDUP * rates["fp32"] else None
+    expected = "fp32" if rates["bf16"] <= rates["fp32"] else expected
+    if expected:  # clearly one side of the margin: the measurement must agree
+        assert scoring == expected, (why, rates)
+    assert "cached in" in engines.choose_scoring("auto", "cpu", threads=1)[1]
+    for fp32, bf16, want in ((100.0, 160.0, "bf16"), (100.0, 140.0, "fp32")):
+        cached["rates"] = {"fp32": fp32, "bf16": bf16}
+        cache.write_text(json.dumps(cached))
+        assert engines.choose_scoring("auto", "cpu", threads=1)[0] == want

@@ -15,59 +15,76 @@ from ilias_knn.formats import write_json, write_pickle
 from ilias_knn.merge import merge_partials
 from ilias_knn.merged import load_merged, save_merged
 from ilias_knn.partials import check_partial_meta, load_partial, save_partial
-from ilias_knn.search import prepare_queries, search_shard
+from ilias_knn.engines import make_scorer, prepare_queries
+from ilias_knn.scoring import TorchFp32Scorer
+from ilias_knn.search import search_shard
 from ilias_knn.selection import load_selected_ids
 
 
-def run_library(cfg, tmp_path, block_rows=64, ids_as_bytes=False):
+SCORERS = [("fp32", "cpu"), ("bf16", "cpu"), ("fp32", "torch-cpu")]
+
+
+def scorer_for(scoring, device, queries, adapter):
+    """Every scorer, the GPU's torch float32 one included (on the CPU here)."""
+    if device == "torch-cpu":
+        return TorchFp32Scorer(queries, "cpu", adapter)
+    return make_scorer(scoring, device, queries, adapter)
+
+
+def run_library(cfg, tmp_path, block_rows=64, scoring=("fp32", "cpu")):
     adapter = load_adapter(cfg["lin_adapt_path"]) if cfg.get("lin_adapt_path") else None
     _, qf, qids = features.read_all(cfg["query_hdf5"])
-    queries = prepare_queries(qf, adapter, "cpu")
+    queries = prepare_queries(qf, adapter)
     selected = load_selected_ids(cfg["selected_ids"]) if cfg.get("selected_ids") else None
     shards = [(cfg["positive_hdf5"], None)] + [
         (cfg["distractor_hdf5"].replace("{idx}", f"{i:05d}"), selected) for i in range(cfg["total_distractors"])
     ]
     paths = []
     for n, (shard, sel) in enumerate(shards):
-        result = search_shard(queries, shard, cfg["k"], adapter=adapter, selected_ids=sel, block_rows=block_rows)
+        scorer = scorer_for(*scoring, queries, adapter)
+        result = search_shard(queries, shard, cfg["k"], scorer, adapter=adapter, selected_ids=sel,
+                              block_rows=block_rows)
         out = tmp_path / f"part{n}.npz"
-        save_partial(out, result, qids, {"k": cfg["k"]})
+        save_partial(out, result, qids, {"k": cfg["k"], "shard": shard})
         paths.append(str(out))
-    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths}, ids_as_bytes=ids_as_bytes)
+    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths})
 
 
+def retrieved_ids(merged):
+    return merged.db_ids.astype(str)[merged.ranks]
+
+
+@pytest.mark.parametrize("scoring", SCORERS, ids=["fp32", "bf16", "torch_fp32"])
 @pytest.mark.parametrize(
     "extra",
     [{}, {"adapter": True}, {"selected": True}, {"adapter": True, "selected": True, "k": 5000}],
 )
-def test_library_equals_brute_force(dataset, tmp_path, extra):
+def test_library_equals_brute_force(dataset, tmp_path, extra, scoring):
     cfg = model_config(
         dataset,
         lin_adapt_path=dataset["lin_adapt_path"] if extra.get("adapter") else None,
         selected_ids=dataset["selected_ids"] if extra.get("selected") else None,
         k=extra.get("k", 50),
     )
-    merged = run_library(cfg, tmp_path)
-    ids = merged.db_ids[merged.ranks]
-    assert_topk_matches(merged.query_ids, ids, merged.sims, brute_force(cfg))
+    merged = run_library(cfg, tmp_path, scoring=scoring)
+    assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
 
 
-def test_merge_with_bytes_ids_saves_the_same_merged_file(dataset, tmp_path):
-    """The merge job keeps ids as the ascii bytes they are stored as; the
-    merged file it writes loads to the same result as the str path."""
+def test_merged_file_round_trip_and_positions(dataset, tmp_path):
+    """The merged file loads to what was merged; each retrieved id's database
+    position names the file and row it is stored at."""
     cfg = model_config(dataset, selected_ids=dataset["selected_ids"], k=50)
-    (tmp_path / "str").mkdir()
-    (tmp_path / "bytes").mkdir()
-    as_str = run_library(cfg, tmp_path / "str")
-    as_bytes = run_library(cfg, tmp_path / "bytes", ids_as_bytes=True)
-    assert as_bytes.db_ids.dtype.kind == "S" and as_str.db_ids.dtype.kind == "U"
-    assert as_bytes.db_ids.astype(str).tolist() == as_str.db_ids.tolist()
-    save_merged(tmp_path / "merged.npz", as_bytes)
+    merged = run_library(cfg, tmp_path)
+    save_merged(tmp_path / "merged.npz", merged)
     loaded = load_merged(tmp_path / "merged.npz")
-    assert loaded.db_ids.tolist() == as_str.db_ids.tolist()
-    for name in ("query_ids", "sims", "ranks", "db_positions"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(as_str, name))
-    assert_topk_matches(loaded.query_ids, loaded.db_ids[loaded.ranks], loaded.sims, brute_force(cfg))
+    for name in ("query_ids", "db_ids", "sims", "ranks", "db_positions"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(merged, name))
+    files, rows = loaded.shard_rows(loaded.db_positions)
+    for path in set(files):
+        with features.open_feature_file(path) as fh:
+            here = np.array([f == path for f in files])
+            assert features.read_ids_at(fh, rows[here]).tolist() == loaded.db_ids[here].tolist()
+    assert_topk_matches(loaded.query_ids, retrieved_ids(loaded), loaded.sims, brute_force(cfg))
 
 
 def test_exact_ties_are_ordered_by_database_position(tmp_path):
@@ -81,10 +98,11 @@ def test_exact_ties_are_ordered_by_database_position(tmp_path):
         write_feature_file(tmp_path / f"d_{s:05d}.h5", base[::-1], [f"d{s}/{i}" for i in range(6)])
     cfg = {"query_hdf5": str(tmp_path / "q.h5"), "positive_hdf5": str(tmp_path / "p.h5"),
            "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 2, "k": 10}
-    merged = run_library(cfg, tmp_path, block_rows=4)
-    ref = brute_force(cfg)
-    assert merged.db_ids[merged.ranks].tolist() == ref[3].tolist()
-    np.testing.assert_array_equal(merged.sims, ref[4].astype(np.float32))
+    for scoring in SCORERS:
+        merged = run_library(cfg, tmp_path, block_rows=4, scoring=scoring)
+        ref = brute_force(cfg)
+        assert retrieved_ids(merged).tolist() == ref[3].tolist(), scoring
+        np.testing.assert_array_equal(merged.sims, ref[4].astype(np.float32))
 
 
 def test_nan_rows_are_counted_and_named(tmp_path):
@@ -92,28 +110,31 @@ def test_nan_rows_are_counted_and_named(tmp_path):
     feats[[3, 150, 299]] = np.nan
     path = tmp_path / "nan.h5"
     write_feature_file(path, feats, [str(i) for i in range(300)], "float32")
-    queries = prepare_queries(np.ones((2, 4), np.float32), None, "cpu")
+    queries = prepare_queries(np.ones((2, 4), np.float32), None)
     with pytest.raises(InputError, match=r"nan.h5: 3 row\(s\).*NaN or inf.*\[3, 150, 299\]"):
         search_shard(queries, path, 5, block_rows=64)
 
 
-def test_non_ascii_ids_are_refused_before_scoring(tmp_path, monkeypatch):
+def test_non_ascii_ids_are_refused_before_scoring(tmp_path):
     import h5py
 
-    from ilias_knn import search
+    from ilias_knn.scoring import Fp32Scorer
+
+    class ScoringFails(Fp32Scorer):
+        def prepare(self, block, keep):
+            pytest.fail("read a block of a file with bad ids")
 
     path = tmp_path / "ids.h5"
     with h5py.File(path, "w") as fh:
         fh["features"] = np.ones((3, 4), np.float32)
         fh["index"] = np.array([b"d/0", "d/\u00e9".encode(), b"d/2"], dtype="S4")
-    monkeypatch.setattr(search.CpuSelector, "add", lambda *a: pytest.fail("scored a file with bad ids"))
-    queries = prepare_queries(np.ones((2, 4), np.float32), None, "cpu")
+    queries = prepare_queries(np.ones((2, 4), np.float32), None)
     with pytest.raises(InputError, match=r"ids\.h5: 'index' holds ids that are not ASCII"):
-        search_shard(queries, path, 2)
+        search_shard(queries, path, 2, ScoringFails(queries))
 
 
 def test_dimension_mismatch_is_named(dataset):
-    queries = prepare_queries(np.ones((2, 5), np.float32), None, "cpu")
+    queries = prepare_queries(np.ones((2, 5), np.float32), None)
     with pytest.raises(InputError, match="32-d but the queries are 5-d"):
         search_shard(queries, dataset["positive_hdf5"], 5)
 
@@ -123,7 +144,7 @@ def test_adapter_dimension_mismatch(dataset, tmp_path):
 
     write_adapter(tmp_path / "a.pth", 16, 8)
     adapter = load_adapter(tmp_path / "a.pth")
-    queries = prepare_queries(np.ones((2, 8), np.float32), None, "cpu")
+    queries = prepare_queries(np.ones((2, 8), np.float32), None)
     with pytest.raises(InputError, match="adapter expects 16-d input but .* has 32-d"):
         search_shard(queries, dataset["positive_hdf5"], 5, adapter=adapter, adapter_path="a.pth")
 
@@ -132,7 +153,7 @@ def test_stale_or_damaged_partials_are_refused(dataset, tmp_path):
     cfg = model_config(dataset)
     merged_paths = []
     _, qf, qids = features.read_all(cfg["query_hdf5"])
-    result = search_shard(prepare_queries(qf, None, "cpu"), cfg["positive_hdf5"], 7)
+    result = search_shard(prepare_queries(qf, None), cfg["positive_hdf5"], 7)
     path = tmp_path / "p.npz"
     save_partial(path, result, qids, {"k": 7})
     meta, _ = load_partial(path)

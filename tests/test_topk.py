@@ -1,73 +1,11 @@
-"""Running top-k against a numpy lexsort reference, including exact ties."""
+"""The top-k collector (topk.py) against a lexsort reference: dense blocks,
+chosen candidates, per-query positions, exact ties, thresholds."""
 
 import numpy as np
 import pytest
-import torch
 
-from ilias_knn.topk import RunningTopK, merge_sorted, select_block
-
-
-def reference_topk(scores, k):
-    order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :k]
-    return np.take_along_axis(scores, order, 1), order
-
-
-def run_blocks(scores, k, block, flush_width=None):
-    topk = RunningTopK(scores.shape[0], k, flush_width=flush_width)
-    for start in range(0, scores.shape[1], block):
-        stop = min(start + block, scores.shape[1])
-        topk.add(torch.from_numpy(scores[:, start:stop]), torch.arange(start, stop))
-    topk.finish()
-    return topk.values.numpy(), topk.positions.numpy()
-
-
-@pytest.mark.parametrize("k,block", [(1, 7), (5, 3), (10, 64), (37, 16), (200, 50), (500, 100)])
-@pytest.mark.parametrize("levels", [None, 4, 50])
-@pytest.mark.parametrize("flush_width", [1, None, 10**6])
-def test_running_topk_equals_lexsort(k, block, levels, flush_width):
-    """levels quantises scores so that many exact ties cross block and k boundaries;
-    flush_width covers merging every block, the default buffer, and one merge at the end."""
-    rng = np.random.default_rng(k * 1000 + block)
-    scores = rng.standard_normal((13, 300)).astype(np.float32)
-    if levels:
-        scores = np.round(scores * levels / 4).astype(np.float32)
-    vals, pos = run_blocks(scores, k, block, flush_width)
-    ref_vals, ref_pos = reference_topk(scores, k)
-    np.testing.assert_array_equal(vals, ref_vals)
-    np.testing.assert_array_equal(pos, ref_pos)
-
-
-def test_all_equal_scores_keep_first_positions():
-    scores = np.zeros((3, 100), np.float32)
-    vals, pos = run_blocks(scores, 10, 17)
-    np.testing.assert_array_equal(pos, np.tile(np.arange(10), (3, 1)))
-
-
-def test_k_larger_than_database_returns_everything_sorted():
-    rng = np.random.default_rng(0)
-    scores = rng.standard_normal((4, 30)).astype(np.float32)
-    vals, pos = run_blocks(scores, 1000, 8)
-    ref_vals, ref_pos = reference_topk(scores, 1000)
-    assert vals.shape == (4, 30)
-    np.testing.assert_array_equal(pos, ref_pos)
-
-
-def test_select_block_respects_threshold_strictly():
-    scores = torch.tensor([[0.5, 0.9, 0.7, 0.7, 0.1]])
-    vals, cols = select_block(scores, 2, threshold=torch.tensor([0.7]))
-    # 0.7 equals the threshold: a later equal score loses the tie
-    assert cols[0, 0].item() == 1 and vals[0, 0].item() == pytest.approx(0.9)
-    assert (cols[0, 1:] == -1).all()
-
-
-def test_merge_sorted_is_stable_first_list_wins_ties():
-    a_vals = torch.tensor([[3.0, 2.0, 2.0]])
-    a_pos = torch.tensor([[0, 1, 2]])
-    b_vals = torch.tensor([[2.0, 1.0]])
-    b_pos = torch.tensor([[10, 11]])
-    vals, pos = merge_sorted(a_vals, a_pos, b_vals, b_pos, 4)
-    assert pos.tolist() == [[0, 1, 2, 10]]
-    assert vals.tolist() == [[3.0, 2.0, 2.0, 2.0]]
+from ilias_knn import topk as topk_module
+from ilias_knn.topk import TopK, decode_keys, score_keys
 
 
 def lexsort_topk(scores, positions, k):
@@ -79,17 +17,15 @@ def lexsort_topk(scores, positions, k):
 
 @pytest.mark.parametrize("room", [None, 1, 7])
 @pytest.mark.parametrize("k,block", [(5, 3), (7, 16), (40, 11), (200, 64), (40, 40), (39, 120), (1, 150), (110, 150)])
-def test_reservoir_topk_equals_sorted_reference_with_many_ties(k, block, room):
+def test_topk_equals_sorted_reference_with_many_ties(k, block, room):
     """The CPU float32 engine: exact order, ties by ascending position. block > k:
     the block's own k-th best raises the thresholds (ties at that score); a small
     room forces cuts and the one-query overflow path in nearly every block."""
-    from ilias_knn.reservoir_topk import ReservoirTopK
-
     rng = np.random.default_rng(k)
     scores = rng.integers(-3, 4, size=(9, 150)).astype(np.float32)  # few values: ties everywhere
     keep = rng.random(150) < 0.8  # filtered positions, as with selected ids
     positions = np.flatnonzero(keep)
-    topk = ReservoirTopK(9, k, room=room)
+    topk = TopK(9, k, room=room)
     for start in range(0, len(positions), block):
         pos = positions[start:start + block]
         topk.add(scores[:, pos], pos)
@@ -100,18 +36,16 @@ def test_reservoir_topk_equals_sorted_reference_with_many_ties(k, block, room):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_reservoir_topk_random_streams_against_reference(seed):
+def test_topk_random_streams_against_reference(seed):
     """Random sizes, k, blocks and query groups; continuous scores (thresholds
     rise as in a real shard), signed zeros (-0.0 ties +0.0) and duplicated scores."""
-    from ilias_knn.reservoir_topk import ReservoirTopK
-
     rng = np.random.default_rng(seed)
     nq, n, k = int(rng.integers(1, 20)), int(rng.integers(1, 3000)), int(rng.integers(1, 400))
     scores = rng.standard_normal((nq, n)).astype(np.float32)
     scores[:, rng.random(n) < 0.05] = 0.0
     scores[:, rng.random(n) < 0.05] = -0.0
     scores[:, 1::7] = scores[:, ::7][:, : scores[:, 1::7].shape[1]]  # exact duplicates
-    topk = ReservoirTopK(nq, k, group_rows=int(rng.integers(1, 8)))
+    topk = TopK(nq, k, group_rows=int(rng.integers(1, 8)))
     start = 0
     while start < n:
         stop = min(n, start + int(rng.integers(1, 700)))
@@ -124,12 +58,10 @@ def test_reservoir_topk_random_streams_against_reference(seed):
 
 
 @pytest.mark.parametrize("k,width", [(30, 30), (30, 50), (64, 40)])
-def test_reservoir_topk_per_query_positions_as_in_merge(k, width):
+def test_topk_per_query_positions_as_in_merge(k, width):
     """Per-query positions (the merge of sorted partials), ties everywhere."""
-    from ilias_knn.reservoir_topk import ReservoirTopK
-
     rng = np.random.default_rng(width)
-    topk, all_scores, all_pos = ReservoirTopK(6, k), [], []
+    topk, all_scores, all_pos = TopK(6, k), [], []
     for part in range(4):
         scores = -np.sort(-rng.integers(0, 5, size=(6, width)).astype(np.float32), axis=1)
         pos = np.sort(rng.choice(1000, size=(6, width), replace=False), axis=1) + part * 1000
@@ -142,13 +74,76 @@ def test_reservoir_topk_per_query_positions_as_in_merge(k, width):
     np.testing.assert_array_equal(values, ref_values)
 
 
+def candidates_above(scores, positions, thresholds, slack):
+    """What a filtering scorer hands over: every entry at or above its query's
+    threshold minus ``slack`` (a bound's width), as ascending (query, position, score)."""
+    rows, cols = np.nonzero(scores >= (thresholds - slack)[:, None])
+    return rows, positions[cols], scores[rows, cols]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_candidates_and_dense_blocks_give_the_dense_result(seed):
+    """The bf16 and GPU scorers hand over only entries near or above each query's
+    threshold (dense blocks until it has k): the top-k is that of all scores."""
+    rng = np.random.default_rng(seed)
+    nq, n, k = int(rng.integers(1, 30)), int(rng.integers(50, 3000)), int(rng.integers(1, 300))
+    levels = rng.choice([0, 4, 50])  # many exact ties, or none
+    scores = rng.standard_normal((nq, n)).astype(np.float32)
+    if levels:
+        scores = np.round(scores * levels / 4).astype(np.float32)
+    positions = np.arange(n) * 3 + 5  # not consecutive
+    collector = TopK(nq, k, group_rows=int(rng.integers(1, 9)))
+    start = 0
+    while start < n:
+        stop = min(n, start + int(rng.integers(1, 500)))
+        block, pos = scores[:, start:stop], positions[start:stop]
+        thresholds = collector.thresholds
+        if not np.isfinite(thresholds).all():
+            collector.add(block, pos)
+        else:
+            collector.add_candidates(*candidates_above(block, pos, thresholds, float(rng.choice([0, 0.5]))))
+        start = stop
+    ref_values, ref_found = lexsort_topk(scores, positions, k)
+    values, found = collector.result()
+    np.testing.assert_array_equal(found, ref_found)
+    np.testing.assert_array_equal(values, ref_values)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_thresholds_bound_the_kth_best_from_below(seed):
+    """Never above the k-th best so far (an entry they exclude cannot enter);
+    exact once the reservoirs are cut (result() cuts)."""
+    rng = np.random.default_rng(seed)
+    nq, k = 7, 20
+    collector = TopK(nq, k, room=int(rng.integers(1, 40)))
+    seen = np.empty((nq, 0), np.float32)
+    for _ in range(30):
+        block = rng.standard_normal((nq, int(rng.integers(1, 60)))).astype(np.float32)
+        collector.add(block, np.arange(seen.shape[1], seen.shape[1] + block.shape[1]))
+        seen = np.hstack([seen, block])
+        kth = np.sort(seen, axis=1)[:, -k] if seen.shape[1] >= k else np.full(nq, -np.inf)
+        assert (collector.thresholds <= kth).all()
+    collector.result()
+    np.testing.assert_array_equal(collector.thresholds, np.sort(seen, axis=1)[:, -k])
+
+
+def test_candidates_overflowing_one_query_are_cut_alone():
+    """More candidates for one query than its reservoir holds (ties at the k-th)."""
+    collector = TopK(3, 4, room=2)
+    collector.add(np.zeros((3, 4), np.float32), np.arange(4))
+    rows = np.array([1] * 9 + [2])
+    collector.add_candidates(rows, np.arange(100, 110), np.array([0, 1, 1, 0, 2, 0, 1, 3, 0, 0], np.float32))
+    values, found = collector.result()
+    np.testing.assert_array_equal(values[1], [3, 2, 1, 1])
+    np.testing.assert_array_equal(found[1], [107, 104, 101, 102])
+    np.testing.assert_array_equal(found[0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(found[2], [0, 1, 2, 3])  # 0.0 at 109 ties, later position loses
+
+
 @pytest.mark.parametrize("little_endian", [True, False])  # halves written in place, or shift-and-or
 def test_score_keys_order_like_scores_then_positions_and_decode_exactly(monkeypatch, little_endian):
-    from ilias_knn import reservoir_topk
-    from ilias_knn.reservoir_topk import decode_keys, score_keys
-
-    if not little_endian or reservoir_topk.LITTLE_ENDIAN:
-        monkeypatch.setattr(reservoir_topk, "LITTLE_ENDIAN", little_endian)
+    if not little_endian or topk_module.LITTLE_ENDIAN:
+        monkeypatch.setattr(topk_module, "LITTLE_ENDIAN", little_endian)
     else:
         pytest.skip("big-endian machine: the in-place halves path does not apply")
 
@@ -164,11 +159,9 @@ def test_score_keys_order_like_scores_then_positions_and_decode_exactly(monkeypa
     np.testing.assert_array_equal(found, positions)
 
 
-def test_reservoir_topk_refuses_positions_beyond_32_bits():
-    from ilias_knn.reservoir_topk import ReservoirTopK
-
+def test_topk_refuses_positions_beyond_32_bits():
     with pytest.raises(ValueError, match="positions"):
-        ReservoirTopK(1, 3).add(np.zeros((1, 2), np.float32), np.array([0, 2**32]))
+        TopK(1, 3).add(np.zeros((1, 2), np.float32), np.array([0, 2**32]))
 
 
 @pytest.mark.parametrize("high", [50, 2**40, 2**62])  # one sort key, or the argsort fallback

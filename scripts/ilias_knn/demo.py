@@ -15,17 +15,19 @@ def normalize(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def write_feature_file(path, feats, ids, dtype="float16", compression=None, chunk_rows=None):
-    """Write an ILIAS feature file: ``features`` (N x D) and ascii ``index``."""
+ILIAS_LAYOUT = {"compression": "gzip", "compression_opts": 0}  # h5py then chunks automatically
+
+
+def write_feature_file(path, feats, ids, dtype="float16", **layout):
+    """Write a feature file as ILIAS ``extract.py`` does: ``features`` (N x D,
+    gzip level 0, h5py's automatic chunks unless ``layout`` gives other h5py
+    dataset options) and ``index`` (variable-length ASCII strings)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     feats = np.asarray(feats, dtype=dtype)
-    chunks = None
-    if compression or chunk_rows:
-        chunks = (max(1, min(chunk_rows or 1024, len(feats))), feats.shape[1])
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as fh:
-            fh.create_dataset("features", data=feats, compression=compression, chunks=chunks)
-            fh.create_dataset("index", data=np.array(ids, dtype="S"))
+            fh.create_dataset("index", data=list(ids), dtype=h5py.string_dtype(encoding="ascii"))
+            fh.create_dataset("features", data=feats, **(layout or ILIAS_LAYOUT))
 
 
 def write_adapter(path, in_dim, out_dim, seed=0):
@@ -67,7 +69,6 @@ def make_dataset(
     distractor_rows=(2000, 2000, 2000),
     dim=64,
     dtype="float16",
-    compression="gzip",
     noise=0.3,
     seed=0,
     adapter_out_dim=None,
@@ -108,7 +109,7 @@ def make_dataset(
     }
     write_feature_file(paths["query_hdf5"], np.concatenate(queries), query_ids, dtype)
     write_feature_file(paths["text_query_hdf5"], np.concatenate(text_queries), text_ids, dtype)
-    write_feature_file(paths["positive_hdf5"], np.concatenate(positives), pos_ids, dtype, compression)
+    write_feature_file(paths["positive_hdf5"], np.concatenate(positives), pos_ids, dtype)
     selected = []
     offset = 0
     for idx, rows in enumerate(distractor_rows):
@@ -117,7 +118,7 @@ def make_dataset(
         ids = [f"yfcc100m/{name}" for name in names]
         selected += [n for n in names if rng.random() < selected_fraction]
         path = str(paths["distractor_hdf5"]).replace("{idx}", f"{idx:05d}")
-        write_feature_file(path, feats, ids, dtype, compression, chunk_rows=256)
+        write_feature_file(path, feats, ids, dtype)
         offset += rows
     with atomic_output(paths["selected_ids"]) as tmp:
         tmp.write_text("".join(f"{s}\n" for s in selected))

@@ -116,9 +116,10 @@ def evaluate(query_ids, db_ids, sims, ranks, gt, k):
             "Check that dataset_dir matches these features (ids must be 'instance/...')."
         )
     # each database entry: index of its positive (or -1)
+    db_ids = np.asarray(db_ids).astype(str)
     where = np.searchsorted(gt.positive_ids, db_ids)
     where[where == len(gt.positive_ids)] = 0
-    db_positive = np.where(gt.positive_ids[where] == np.asarray(db_ids, dtype=str), where, -1)
+    db_positive = np.where(gt.positive_ids[where] == db_ids, where, -1)
     entry_positive = db_positive[ranks]  # nq x L
     is_hit = (entry_positive >= 0) & (
         gt.positive_instance[np.maximum(entry_positive, 0)] == query_instance[:, None])

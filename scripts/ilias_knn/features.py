@@ -1,10 +1,9 @@
 """Reading ILIAS feature files: HDF5 with ``features`` (N x D) and ``index`` (N ids).
 
-Only headers are read to validate; features are streamed in row blocks so that
-memory does not grow with the file's row count.
+Only headers are read to validate; features are streamed in row blocks
+(block_reader.py) so that memory does not grow with the file's row count.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,41 +127,6 @@ def block_rows_for(info, target_rows):
     elif info.chunk_rows:
         rows = info.chunk_rows
     return rows
-
-
-def iter_blocks(handle, info, block_rows, read_ahead=True):
-    """Yield (first_row, float16/32 numpy block) over ``features`` in row order.
-
-    Two reusable buffers of ``block_rows`` rows (memory stays flat in the file
-    size): while the caller works on one block, a thread reads the next into the
-    other buffer (HDF5 reading and gzip decompression overlap the scoring, which
-    runs outside the GIL). A yielded block is valid until the next one is asked for.
-    """
-    feats = handle["features"]
-    starts = list(range(0, info.rows, block_rows))
-    buffers = [np.empty((block_rows, info.dim), dtype=feats.dtype) for _ in range(2 if read_ahead else 1)]
-
-    def read(i):
-        start = starts[i]
-        stop = min(start + block_rows, info.rows)
-        view = buffers[i % len(buffers)][: stop - start]
-        try:
-            feats.read_direct(view, source_sel=np.s_[start:stop], dest_sel=np.s_[0 : stop - start])
-        except OSError as exc:  # a file cut short or damaged after its header
-            raise corrupt_error(info.path, f"rows {start}-{stop}", exc) from exc
-        return start, view
-
-    if not read_ahead:
-        for i in range(len(starts)):
-            yield read(i)
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(read, 0) if starts else None
-        for i in range(len(starts)):
-            block = pending.result()
-            # the other buffer held block i - 1, which the caller is done with
-            pending = pool.submit(read, i + 1) if i + 1 < len(starts) else None
-            yield block
 
 
 _FP16_DECODERS = {}  # dim -> faiss.ScalarQuantizer

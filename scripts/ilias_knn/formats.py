@@ -13,7 +13,7 @@ from .atomic import atomic_output
 
 
 def to_json_dict(merged):
-    ids = merged.db_ids
+    ids = merged.db_ids.astype(str)
     return {
         qid: dict(zip(ids[ranks].tolist(), sims.tolist()))
         for qid, sims, ranks in zip(merged.query_ids.tolist(), merged.sims, merged.ranks)
@@ -39,7 +39,6 @@ def write_pickle(path, merged):
 
 
 WRITERS = {"json": write_json, "pickle": write_pickle}
-EXTENSIONS = {"json": "json", "pickle": "pkl"}
 
 
 def write_results(path, merged, save_as):

@@ -1,93 +1,106 @@
-"""Scoring a block of database rows against all queries, exactly.
+"""Scorers: a block of database rows in, exact scores into a TopK (topk.py) out.
 
-``fp32``: a float32 GEMM, every score exact (to float32 rounding).
+Every scorer has the same two steps. ``prepare`` turns a block as stored
+(float16 or float32 rows, after the selection) into what its kernel needs,
+adapter applied; it runs one block ahead in the reading thread. ``score`` adds
+the block's scores to the TopK through its protocol alone (``thresholds``,
+``add``, ``add_candidates``). The scorers are interchangeable: each returns
+the float32 top-k.
 
-``bf16``: a bfloat16 GEMM (about 4x the float32 rate on CPUs with AVX512-BF16,
-and on GPUs) gives approximate scores a with a proven bound |s - a| <= eps_q +
-2^-7 |a| for each query q, where s is the float32 score. With q = q_b + e
-(q_b = bf16(q)) and x = x_b + f:
-
-    s - q_b.x_b = e.x_b + q_b.f + e.f        (Cauchy-Schwarz on each term)
-    |s - q_b.x_b| <= |e||x_b| + |q_b||f| + |e||f|
-    fp32 accumulation of the exact bf16 products: <= gamma_d |q_b||x_b|
-    the float32 score s itself vs. the real q.x:  <= gamma_d |q||x| (taken as a second gamma term)
-    rounding the GEMM output to bf16:             <= 2^-7 |a|
-
-Every entry whose bound reaches the running exact k-th best score is rescored
-in float32 (a sampled GEMM over just those entries), so the top-k is the same
-as with ``fp32``. When too many entries survive the filter (the first blocks of
-a shard, before the k-th best has risen) the block is scored densely in fp32.
+- ``Fp32Scorer``: numpy's BLAS on the CPU, every score.
+- ``TorchFp32Scorer``: float32 on a torch device (a GPU); only the entries at
+  or above each query's threshold leave the device.
+- ``Bf16Scorer`` (bf16.py): a bfloat16 GEMM with a proven error bound, then
+  exact float32 rescoring of every entry that could enter.
 """
 
-import warnings
+import numpy as np
 
-import torch
-
-# sampled_addmm is exactly the primitive needed; its "beta" notice is noise in job logs.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-
-OUTPUT_ROUNDING = 2.0**-7  # bf16 output: <= 1 ulp (covers round-to-nearest and truncation)
-SAFETY = 1e-6  # absolute slack for the float32 rounding of the bound itself
-DENSE_FALLBACK_DENSITY = 0.08  # above this candidate density the dense fp32 GEMM is cheaper
+from . import features
+from .arrays import ReusedBuffer
 
 
-class Bf16Bound:
-    """Per-query pieces of the bound, computed once per shard."""
-
-    def __init__(self, queries):
-        self.q_bf16 = queries.to(torch.bfloat16)
-        q_hi = self.q_bf16.float()
-        self.q_norm = q_hi.norm(dim=1)
-        self.e_norm = (queries - q_hi).norm(dim=1)
-        d = queries.shape[1]
-        u = 2.0**-24
-        self.gamma = d * u / (1 - d * u)
-
-    def block(self, x):
-        """bf16 scores of block ``x`` (float32) and the per-query additive bound."""
-        x_bf16 = x.to(torch.bfloat16)
-        x_hi = x_bf16.float()
-        x_norm = x_hi.norm(dim=1).max()
-        f_norm = (x - x_hi).norm(dim=1).max()
-        approx = self.q_bf16 @ x_bf16.T
-        eps = (
-            self.e_norm * x_norm + self.q_norm * f_norm + self.e_norm * f_norm
-            + 2 * self.gamma * self.q_norm * x_norm
-        ) * (1 + 1e-3) + SAFETY
-        return approx, eps
+class NonFiniteBlock(Exception):
+    """The block holds NaN or inf (the search then counts the bad rows)."""
 
 
-def candidate_floor(threshold, eps):
-    """Lowest approximate score a that may hide an exact score > threshold.
+class Fp32Scorer:
+    """numpy float32 GEMM on the CPU. Prepared blocks alternate between two
+    reused buffers: one is scored while the next is prepared."""
 
-    Exact s <= a + eps + 2^-7 |a|, so s > t needs a + 2^-7 |a| > t - eps.
-    """
-    b = threshold - eps
-    floor = torch.where(b > 0, b / (1 + OUTPUT_ROUNDING), b / (1 - OUTPUT_ROUNDING))
-    return floor - SAFETY
+    def __init__(self, queries, adapter=None):
+        self.queries = np.ascontiguousarray(queries, dtype=np.float32)
+        self.adapter = adapter
+        self._rows = [ReusedBuffer(np.float32), ReusedBuffer(np.float32)]
+        self._turn = 0
+        self._scores = ReusedBuffer(np.float32)
+        self.name = "fp32 (numpy BLAS)"
+
+    def prepare(self, block, keep):
+        x = float32_rows(block, keep, self._rows[self._turn])
+        self._turn ^= 1
+        if self.adapter is not None and x.shape[0]:
+            x = self.adapter(x)
+        return x
+
+    def score(self, x, positions, topk):
+        scores = self._scores.view((self.queries.shape[0], x.shape[0]))
+        np.matmul(self.queries, x.T, out=scores)
+        topk.add(scores, positions)
+
+    def describe(self):
+        return self.name
 
 
-def score_block(topk, queries, bound, x, positions):
-    """Add block ``x`` to the running top-k, exactly; bf16 filter when ``bound`` is given."""
-    if bound is None or not topk.full:
-        topk.add(queries @ x.T, positions)
-        return "dense"
-    approx, eps = bound.block(x)
-    floor = candidate_floor(topk.threshold, eps)
-    row, col = torch.nonzero(approx >= floor[:, None], as_tuple=True)
-    if row.numel() > DENSE_FALLBACK_DENSITY * approx.numel():
-        topk.add(queries @ x.T, positions)
-        return "dense"
-    counts = torch.bincount(row, minlength=queries.shape[0])
-    if row.numel():
-        crow = torch.zeros(queries.shape[0] + 1, dtype=torch.int64, device=x.device)
-        torch.cumsum(counts, 0, out=crow[1:])
-        pattern = torch.sparse_csr_tensor(  # the candidate entries, as a CSR pattern
-            crow, col, torch.zeros(row.numel(), dtype=x.dtype, device=x.device),
-            size=(queries.shape[0], x.shape[0]), check_invariants=False,
-        )
-        exact = torch.sparse.sampled_addmm(pattern, queries, x.T).values()
-    else:
-        exact = torch.empty(0, dtype=x.dtype, device=x.device)
-    topk.add_sparse(row, col, exact, positions, x.shape[0])
-    return "sparse"
+def float32_rows(block, keep, buffer):
+    """The kept rows of a stored block as float32 (into ``buffer``), checked finite."""
+    if keep is not None:
+        block = block[keep]
+    x = features.to_float32(block, out=buffer.view(block.shape))
+    if not np.isfinite(x.sum()):  # one reduction: NaN and inf propagate
+        raise NonFiniteBlock
+    return x
+
+
+class TorchFp32Scorer:
+    """float32 on a torch device (TF32 off: scores stay float32). Rows go to
+    the device as stored (float16: half the bytes) and are converted there."""
+
+    def __init__(self, queries, device, adapter=None):
+        import torch
+
+        self.torch, self.device = torch, torch.device(device)
+        self.queries = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=self.device)
+        self.adapter = adapter.to(self.device) if adapter is not None else None
+        self.name = f"fp32 on {self.device} (torch)"
+
+    def prepare(self, block, keep):
+        torch = self.torch
+        rows = block[keep] if keep is not None else block
+        x = torch.from_numpy(np.ascontiguousarray(rows)).to(self.device).float()
+        if x.shape[0] and not bool(torch.isfinite(x.sum())):
+            raise NonFiniteBlock
+        if self.adapter is not None and x.shape[0]:
+            x = self.adapter(x)
+        return x
+
+    def score(self, x, positions, topk):
+        torch = self.torch
+        scores = self.queries @ x.T
+        thresholds = torch.from_numpy(topk.thresholds).to(self.device)
+        full = torch.isfinite(thresholds)
+        rows, cols = torch.nonzero((scores >= thresholds[:, None]) & full[:, None], as_tuple=True)
+        values = scores[rows, cols]
+        if not bool(full.all()):  # queries without k entries yet: the block's own top-k
+            open_rows = torch.nonzero(~full, as_tuple=True)[0]
+            top = torch.topk(scores[open_rows], min(topk.k, scores.shape[1]), dim=1)
+            rows = torch.cat([rows, open_rows.repeat_interleave(top.indices.shape[1])])
+            cols = torch.cat([cols, top.indices.reshape(-1)])
+            values = torch.cat([values, top.values.reshape(-1)])
+            order = torch.argsort(rows, stable=True)
+            rows, cols, values = rows[order], cols[order], values[order]
+        cols = cols.cpu().numpy()
+        topk.add_candidates(rows.cpu().numpy(), positions[cols], values.cpu().numpy())
+
+    def describe(self):
+        return self.name

@@ -1,0 +1,222 @@
+"""bfloat16 filtering with a proven error bound, then exact float32 rescoring.
+
+A bf16 GEMM (about twice the float32 rate on CPUs with AVX512-BF16 or AMX,
+and on GPUs) gives approximate scores. Every entry whose approximate score
+is close enough to its query's threshold that its float32 score could reach
+it is rescored in float32 (a sampled GEMM over just those entries), so the
+top-k is that of float32 scoring.
+
+The rows are centred first: y = fl(x - mu), mu the mean of the shard's first
+block, so the GEMM computes q.y, which for embeddings sharing a dominant
+direction is small where q.x is not, and the bf16 rounding of the GEMM's
+output (relative to |q.y|) shrinks with it; q.x = q.y + q.mu, with q.mu
+computed once in float32. With q_b = bf16(q), e = q - q_b, y_b = bf16(y),
+P = q_b.y_b, v = the GEMM's float32 accumulation of P and a = bf16(v):
+
+    |v - a|                 <= REL |a|                 (output rounding, truncation included)
+    |P - v|                 <= g |q_b| |y_b|           (float32 accumulation, g = gamma(2d))
+    |q.y - P|               <= |e| |y_b| + |q| |y - y_b|,   |y - y_b| <= 2^-8 |y|
+    |q.(x - mu) - q.y|      <= 2^-24 |q| (|x| + |mu|)   (the subtraction's rounding)
+    |q.mu - fl(q.mu)|       <= g |q| |mu|
+    |s - q.x|               <= g |q| |x|               (s: the float32 score rescoring computes)
+
+so s <= a + REL |a| + c_q + eps_q with c_q = fl(q.mu) and eps_q the sum of the
+other terms at the block's largest |x| and |y|. An entry is rescored when that
+upper bound reaches the query's threshold t_q: a >= floor_q, the largest bf16
+value below (t_q - c_q - eps_q) / (1 +- REL). A block in which too many entries
+pass (the first blocks of a shard) is scored densely in float32.
+"""
+
+import warnings
+
+import numpy as np
+
+from .arrays import ReusedBuffer
+from .scoring import float32_rows
+
+U32 = 2.0**-24  # float32 unit roundoff
+UB16 = 2.0**-8  # bfloat16 unit roundoff (round to nearest)
+REL = 2.0**-7 * (1 + 2.0**-6)  # |v - a| / |a| for bf16 output by rounding or truncation
+SLACK = 1e-3  # relative slack on the bound, for its own float64 evaluation of float32 norms
+SAFETY = 1e-6  # absolute slack
+DENSE_DENSITY = 0.05  # candidate share above which the dense float32 GEMM is the cheaper
+
+
+def gamma(n):
+    return n * U32 / (1 - n * U32)
+
+
+def bf16_floor_bits(values):
+    """int16 bit patterns of the largest bfloat16 values <= ``values`` (float64)."""
+    v32 = np.asarray(values, dtype=np.float64).astype(np.float32)
+    v32 = np.where(v32.astype(np.float64) > values, np.nextafter(v32, np.float32(-np.inf)), v32)
+    bits = v32.view(np.uint32)
+    high = (bits >> 16).astype(np.uint16)
+    # dropping the low 16 bits rounds towards zero: down for positive values,
+    # up for negative ones, which then need one more step away from zero
+    negative_inexact = (bits >> 31).astype(bool) & ((bits & 0xFFFF) != 0)
+    high = high + negative_inexact.astype(np.uint16)
+    return high.view(np.int16)
+
+
+def order_keys(bits):
+    """int16 keys of bf16 bit patterns that order as the values do (-0 just below +0)."""
+    bits = np.asarray(bits, dtype=np.int16)
+    return bits ^ ((bits >> 15) & np.int16(0x7FFF))
+
+
+class Bf16Scorer:
+    """bf16 filter + float32 rescoring on a torch device (the CPU or a GPU)."""
+
+    def __init__(self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY):
+        import torch
+
+        self.torch, self.device = torch, torch.device(device)
+        self.on_cpu = self.device.type == "cpu"
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        self.queries_np = q
+        self.queries = torch.as_tensor(q, device=self.device)
+        self.queries_bf16 = self.queries.to(torch.bfloat16)
+        q_b = self.queries_bf16.float()
+        to64 = lambda t: t.double().cpu().numpy()
+        self.q_norm = to64(self.queries.norm(dim=1))
+        self.q_b_norm = to64(q_b.norm(dim=1))
+        self.e_norm = to64((self.queries - q_b).norm(dim=1))
+        self.g = gamma(2 * q.shape[1])  # twice the standard gamma: also a truncating accumulator
+        self.adapter = adapter
+        self.dense_density = dense_density
+        self.mu = None
+        self._rows = [ReusedBuffer(np.float32), ReusedBuffer(np.float32)]
+        self._centred = ReusedBuffer(np.float32)
+        self._centred_bf16 = [None, None]
+        self._approx = None
+        self._mask = ReusedBuffer(bool)
+        self._scores = ReusedBuffer(np.float32)
+        self._turn = 0
+        self.blocks = {"dense": 0, "filtered": 0}
+        self.rescored = 0
+        self.expected_density = 1.0
+
+    def prepare(self, block, keep):
+        """float32 rows, their centred bf16 copy and the block's largest norms."""
+        torch = self.torch
+        turn, self._turn = self._turn, self._turn ^ 1
+        x = float32_rows(block, keep, self._rows[turn])
+        if self.adapter is not None and x.shape[0]:
+            x = self.adapter(x)
+        if x.shape[0] == 0:
+            return x, None, None, 0.0, 0.0
+        if self.mu is None:  # the first block's mean, kept for the whole shard
+            self.mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+            self.mu_norm = float(np.linalg.norm(self.mu.astype(np.float64)))
+            self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
+        y = np.subtract(x, self.mu, out=self._centred.view(x.shape))
+        y_max = float(np.sqrt(np.einsum("ij,ij->i", y, y, dtype=np.float64).max()))
+        x_max = float(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64).max()))
+        buffer = self._centred_bf16[turn]
+        if buffer is None or buffer.shape[0] < x.shape[0] or buffer.shape[1] != x.shape[1]:
+            buffer = self._centred_bf16[turn] = torch.empty(x.shape, dtype=torch.bfloat16, device=self.device)
+        y_bf16 = buffer[: x.shape[0]]
+        y_bf16.copy_(torch.from_numpy(y))
+        x_dev = torch.from_numpy(x).to(self.device)
+        return x, x_dev, y_bf16, y_max, x_max
+
+    def score(self, prepared, positions, topk):
+        x, x_dev, y_bf16, y_max, x_max = prepared
+        thresholds = topk.thresholds.astype(np.float64)
+        if not np.isfinite(thresholds).all() or self.expected_density > self.dense_density:
+            self._dense(x, x_dev, positions, topk, y_max, x_max)
+            return
+        approx = self._gemm(y_bf16)
+        rows, cols = self._candidates(approx, self._floor_bits(thresholds, y_max, x_max))
+        self.expected_density = rows.size / max(1, approx.numel())
+        if self.expected_density > self.dense_density:
+            self._dense(x, x_dev, positions, topk, y_max, x_max)
+            return
+        self.blocks["filtered"] += 1
+        self.rescored += rows.size
+        if rows.size:
+            topk.add_candidates(rows, positions[cols], self._rescore(rows, cols, x_dev))
+
+    def _gemm(self, y_bf16):
+        torch = self.torch
+        shape = (self.queries.shape[0], y_bf16.shape[0])
+        if self._approx is None or self._approx.numel() < shape[0] * shape[1]:
+            self._approx = torch.empty(shape[0] * shape[1], dtype=torch.bfloat16, device=self.device)
+        out = self._approx[: shape[0] * shape[1]].view(shape)
+        return torch.mm(self.queries_bf16, y_bf16.T, out=out)
+
+    def _dense(self, x, x_dev, positions, topk, y_max, x_max):
+        """Every score in float32 (the first blocks, or too many candidates)."""
+        self.blocks["dense"] += 1
+        if self.on_cpu:
+            scores = np.matmul(self.queries_np, x.T, out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
+        else:
+            scores = (self.queries @ x_dev.T).cpu().numpy()
+        topk.add(scores, positions)
+        # how many of these exact scores the filter would pass: the next block's
+        # expected candidate share
+        self.expected_density = self._passing_share(scores, topk.thresholds.astype(np.float64), y_max, x_max)
+
+    def _passing_share(self, scores, thresholds, y_max, x_max):
+        if not np.isfinite(thresholds).all():
+            return 1.0
+        # an entry passes the filter at the latest when its exact score is above
+        # the threshold minus the bound's width (twice: above and below)
+        width = 2 * (self._eps(y_max, x_max) + REL * np.abs(thresholds - self.q_mu))
+        passing = np.greater_equal(scores, (thresholds - width)[:, None].astype(np.float32),
+                                   out=self._mask.view(scores.shape))
+        return np.count_nonzero(passing) / max(1, passing.size)
+
+    def _eps(self, y_max, x_max):
+        return (
+            self.g * self.q_b_norm * (1 + UB16) * y_max
+            + self.e_norm * (1 + UB16) * y_max
+            + UB16 * self.q_norm * y_max
+            + U32 * self.q_norm * (x_max + self.mu_norm)
+            + self.g * self.q_norm * (self.mu_norm + x_max)
+        ) * (1 + SLACK) + SAFETY
+
+    def _floor_bits(self, thresholds, y_max, x_max):
+        b = thresholds - self.q_mu - self._eps(y_max, x_max)
+        floor = np.where(b > 0, b / (1 + REL), b / (1 - REL)) - SAFETY
+        return bf16_floor_bits(floor)
+
+    def _candidates(self, approx, floor_bits):
+        """(query, column) of the entries at or above their query's floor, row-major."""
+        torch = self.torch
+        n = approx.shape[1]
+        if not self.on_cpu:
+            keys = torch.from_numpy(order_keys(floor_bits)).to(self.device)
+            keys = torch.where(torch.from_numpy(floor_bits == 0).to(self.device), -1, keys)
+            bits = approx.view(torch.int16)
+            rows, cols = torch.nonzero((bits ^ ((bits >> 15) & 0x7FFF)) >= keys[:, None], as_tuple=True)
+            return rows.cpu().numpy(), cols.cpu().numpy()
+        bits = approx.view(torch.int16).numpy()
+        mask = np.greater_equal(bits, floor_bits[:, None], out=self._mask.view(bits.shape))
+        positive = floor_bits > 0
+        if not positive.all():  # a negative score is never >= a positive floor, else compare keys
+            keys = np.where(floor_bits == 0, np.int16(-1), order_keys(floor_bits))
+            mask[~positive] = order_keys(bits[~positive]) >= keys[~positive, None]
+        flat = np.flatnonzero(mask)
+        rows = flat // n
+        return rows, flat - rows * n
+
+    def _rescore(self, rows, cols, x_dev):
+        """float32 scores of the chosen entries (row-major order kept)."""
+        torch = self.torch
+        nq, n = self.queries.shape[0], x_dev.shape[0]
+        rows_t = torch.from_numpy(rows).to(self.device)
+        crow = torch.zeros(nq + 1, dtype=torch.int64, device=self.device)
+        torch.cumsum(torch.bincount(rows_t, minlength=nq), 0, out=crow[1:])
+        with warnings.catch_warnings():  # sampled_addmm is the primitive needed; its "beta" notice is noise
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+            pattern = torch.sparse_csr_tensor(
+                crow, torch.from_numpy(cols).to(self.device),
+                torch.zeros(rows.size, dtype=torch.float32, device=self.device), size=(nq, n),
+                check_invariants=False)
+        return torch.sparse.sampled_addmm(pattern, self.queries, x_dev.T).values().cpu().numpy()
+
+    def describe(self):
+        return (f"bf16 on {self.device} (torch): {self.blocks['filtered']} blocks filtered "
+                f"({self.rescored} entries rescored in fp32), {self.blocks['dense']} dense fp32")

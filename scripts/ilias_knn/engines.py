@@ -1,0 +1,154 @@
+"""Which device and scorer a shard search uses, and the scorer itself.
+
+``scoring: auto`` on the CPU is decided by measurement: the float32 GEMM
+(numpy's BLAS) and the bfloat16 GEMM (torch) are timed on this machine, and
+bf16 is taken only where its GEMM is at least ``BF16_MIN_SPEEDUP`` times as
+fast (the bf16 scorer also filters and rescores, which the margin pays
+for). The rates are kept in a small file per kind of machine (CPU model and
+flags, core count, library versions), so a machine is measured once, not
+once per job; ``ILIAS_KNN_CACHE`` moves that folder.
+"""
+
+import hashlib
+from importlib import metadata
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_output
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+BF16_MIN_SPEEDUP = 1.5
+PROBE_SHAPE = (512, 1024, 1024)  # queries, dimension, rows: about 1 GFLOP per GEMM
+
+
+def nvidia_driver_present():
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists()
+
+
+def resolve_device(device):
+    """"cpu" or "cuda" for a configured device ("auto": cuda when torch sees one)."""
+    if device == "auto":
+        if not nvidia_driver_present():  # no GPU: decided without importing torch
+            return "cpu"
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("device: cuda was asked for, but torch sees no CUDA GPU. Use cpu or auto.")
+        # TF32 would round the inputs to 10-bit mantissas: scores must stay float32-exact.
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return device
+
+
+def prepare_queries(query_feats, adapter):
+    """Float32 queries, adapted when an adapter is given (numpy, on the CPU)."""
+    q = np.ascontiguousarray(query_feats, dtype=np.float32)
+    return adapter(q) if adapter is not None else q
+
+
+def machine_identity(threads):
+    """What the GEMM rates depend on, as one string (torch is not imported)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpuinfo = fh.read()
+    except OSError:
+        cpuinfo = ""
+    lines = {line.split(":")[0].strip(): line for line in cpuinfo.splitlines() if ":" in line}
+    parts = [platform.machine(), lines.get("model name", ""), lines.get("flags", ""), str(os.cpu_count()),
+             f"numpy {np.__version__}", f"torch {metadata.version('torch')}", f"threads {threads}"]
+    return "\n".join(parts)
+
+
+def cache_dir():
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ilias_knn"
+    return Path(os.environ.get("ILIAS_KNN_CACHE", default))
+
+
+def measure_gemm_rates(threads):
+    """GFLOP/s of numpy's float32 GEMM and torch's bfloat16 GEMM on this machine."""
+    import torch
+
+    torch.set_num_threads(threads)
+    nq, dim, rows = PROBE_SHAPE
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((nq, dim), dtype=np.float32)
+    x = rng.standard_normal((rows, dim), dtype=np.float32)
+    out = np.empty((nq, rows), np.float32)
+    q_bf16, x_bf16 = torch.from_numpy(q).bfloat16(), torch.from_numpy(x).bfloat16()
+    out_bf16 = torch.empty((nq, rows), dtype=torch.bfloat16)
+    kernels = {"fp32": lambda: np.matmul(q, x.T, out=out),
+               "bf16": lambda: torch.mm(q_bf16, x_bf16.T, out=out_bf16)}
+    rates = {}
+    for name, kernel in kernels.items():
+        kernel()  # warm-up
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            kernel()
+            best = min(best, time.perf_counter() - t0)
+        rates[name] = 2 * nq * dim * rows / best / 1e9
+    return rates
+
+
+def gemm_rates(threads):
+    """(rates, where they come from): measured once per kind of machine."""
+    identity = machine_identity(threads)
+    path = cache_dir() / f"gemm-rates-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("identity") == identity:
+            return cached["rates"], f"measured {cached['measured']}, cached in {path}"
+    except (OSError, ValueError, KeyError):
+        pass
+    rates = measure_gemm_rates(threads)
+    measured = time.strftime("%Y-%m-%d %H:%M")
+    try:
+        with atomic_output(path) as tmp:
+            tmp.write_text(json.dumps({"identity": identity, "rates": rates, "measured": measured}))
+        where = f"measured now, cached in {path}"
+    except OSError:
+        where = "measured now (not cached: the cache folder is not writable)"
+    return rates, where
+
+
+def choose_scoring(scoring, device, threads=1):
+    """(scoring, why) for a configured ``scoring`` on ``device``."""
+    if scoring != "auto":
+        return scoring, "configured"
+    if str(device).startswith("cuda"):
+        return "fp32", "auto on a GPU: the float32 GEMM is far faster than reading the shard"
+    rates, where = gemm_rates(threads)
+    ratio = rates["bf16"] / rates["fp32"]
+    choice = "bf16" if ratio >= BF16_MIN_SPEEDUP else "fp32"
+    return choice, (f"auto: bf16 GEMM {rates['bf16']:.1f} GFLOP/s, fp32 GEMM {rates['fp32']:.1f} GFLOP/s "
+                    f"({ratio:.2f}x; bf16 from {BF16_MIN_SPEEDUP}x) on {threads} thread(s), {where}")
+
+
+def make_scorer(scoring, device, queries, adapter=None, threads=1):
+    """The scorer of ``scoring`` (fp32 or bf16) on ``device``."""
+    if str(device) != "cpu" or scoring == "bf16":
+        import torch
+
+        torch.set_num_threads(threads)
+    if scoring == "bf16":
+        from .bf16 import Bf16Scorer
+
+        return Bf16Scorer(queries, device, adapter)
+    if str(device) != "cpu":
+        from .scoring import TorchFp32Scorer
+
+        return TorchFp32Scorer(queries, device, adapter)
+    from .scoring import Fp32Scorer
+
+    return Fp32Scorer(queries, adapter)
