@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from ilias_knn.evaluation import GroundTruth, evaluate  # noqa: E402
+from ilias_knn.evaluation import GroundTruth, evaluate
 
 
 def main(num_queries=2232, k=1000, instances=1000, positives=4715, seed=0):

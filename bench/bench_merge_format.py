@@ -22,14 +22,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
-from ilias_knn.arrays import sorted_unique  # noqa: E402
-from ilias_knn.formats import write_json, write_pickle  # noqa: E402
-from ilias_knn.merge import merge_partials  # noqa: E402
-from ilias_knn.merged import load_merged, save_merged  # noqa: E402
-from ilias_knn.partials import save_partial  # noqa: E402
-from ilias_knn.search import ShardResult  # noqa: E402
+from ilias_knn.arrays import sorted_unique
+from ilias_knn.formats import write_json, write_pickle
+from ilias_knn.merge import merge_partials
+from ilias_knn.merged import load_merged, save_merged
+from ilias_knn.partials import save_partial
+from ilias_knn.search import ShardResult
 
 
 def fixed_width_ids(prefix, numbers, digits=7):

@@ -1,52 +1,45 @@
-"""Benchmark: the workflow (snakemake --cores N) against the ILIAS-style baseline
-(bench/baseline_ilias.py) on generated ILIAS-shaped data, in one run.
+"""Benchmark: the workflow (snakemake --cores N) against the ILIAS algorithm
+(bench/baseline_ilias.py, run once per query set as its users must), on data
+written as ILIAS writes it, in one run.
 
-    python bench/run_bench.py                       # default scale (see --help)
-    python bench/run_bench.py --rows 400000 --shards 2
+    python bench/run_bench.py                   # 4 files of 1,000,000 x 1,024 float16 (gzip 0, automatic
+                                                # chunks), 5,000 positives, 1,000 image + 1,000 text queries
+    python bench/run_bench.py --ilias-queries   # ILIAS's 1,232 image + 1,000 text queries
+    python bench/run_bench.py --layout small    # 8 uncompressed files of 100,000 rows
+    python bench/run_bench.py --read-only       # decode one file, no scoring: chunk decoder vs h5py
+    python bench/run_bench.py --scoring bf16    # the workflow with one scorer (default: auto)
+    python bench/run_bench.py --repeat 3        # 3 pairs, alternating which runs first
+    python bench/run_bench.py --profile bf16 --blocks 40   # one scorer in process on the first
+                                                # blocks of one file: where a block's time goes
 
-Prints wall time and peak memory of each, their ratios, the peak memory of one
-shard-search job, and checks that both return the same top-k.
+Prints wall time and peak memory of both, the GEMM rates of this machine
+measured in the same run, each shard job's GFLOP/s and where its time went,
+and whether both return the same top-k for image and text queries.
 """
 
 import argparse
 import csv
 import json
 import pickle
+import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 
+from data import generate
+
+from ilias_knn.block_reader import H5pyReader, block_reader
+from ilias_knn.engines import make_scorer, prepare_queries
+from ilias_knn.queries import read_model_queries
+from ilias_knn.search import open_shard, prepared_blocks
+from ilias_knn.topk import TopK
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-
-from ilias_knn.demo import write_feature_file  # noqa: E402
-
-
-def generate(work, args):
-    """Unit-norm float16 features; ids like ILIAS ('inst/...', 'yfcc100m/...')."""
-    stamp = work / "data" / "params.json"
-    params = {k: getattr(args, k) for k in ("queries", "positives", "shards", "rows", "dim", "seed")}
-    if stamp.exists() and json.loads(stamp.read_text()) == params:
-        return
-    shutil.rmtree(work / "data", ignore_errors=True)
-    rng = np.random.default_rng(args.seed)
-
-    def unit(n):
-        x = rng.standard_normal((n, args.dim), dtype=np.float32)
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-    data = work / "data"
-    write_feature_file(data / "queries.hdf5", unit(args.queries), [f"q{i // 2}/{i}" for i in range(args.queries)])
-    write_feature_file(data / "positives.hdf5", unit(args.positives), [f"q{i}/p" for i in range(args.positives)])
-    for s in range(args.shards):
-        ids = [f"yfcc100m/{s:03d}{r:07d}" for r in range(args.rows)]
-        write_feature_file(data / f"distractors_{s:05d}.hdf5", unit(args.rows), ids)
-    stamp.write_text(json.dumps(params))
-
 
 # Runs a command and prints the peak RSS of the largest process it waited for;
 # a fresh wrapper per command, because RUSAGE_CHILDREN accumulates over children.
@@ -59,95 +52,253 @@ PEAK_WRAPPER = (
 def timed(cmd):
     """Wall seconds and peak RSS (MB) of the largest single process the command ran."""
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *cmd], check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    return wall, int(out.stdout.split()[-1]) / 1024
+    out = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *map(str, cmd)], check=True,
+                         capture_output=True, text=True)
+    return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024
+
+
+def cpu_kind():
+    flags = ""
+    model = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = line
+    except OSError:
+        pass
+    fast = [f for f in ("avx512_bf16", "amx_bf16", "avx512f", "avx2") if f" {f}" in flags]
+    return f"{model} ({', '.join(fast) or 'no AVX2'})"
+
+
+def read_only(path, repeat):
+    """GB/s of decoding one file into row-major blocks: h5py against the chunk decoder."""
+    with h5py.File(path, "r") as fh:
+        dataset = fh["features"]
+        rows, dim = dataset.shape
+        block_rows = dataset.chunks[0] if dataset.chunks else 8192
+        gb = rows * dim * dataset.dtype.itemsize / 1e9
+        readers = {"h5py read_direct (chunk-aligned blocks)": H5pyReader(dataset)}
+        for threads in (1, 2):
+            reader = block_reader(path, dataset, threads=threads)
+            readers[reader.name] = reader
+        block = np.empty((block_rows, dim), dataset.dtype)
+        rates = {name: [] for name in readers}
+        for _ in range(repeat):
+            for name, reader in readers.items():
+                t0 = time.perf_counter()
+                for start in range(0, rows, block_rows):
+                    stop = min(rows, start + block_rows)
+                    reader.read(start, stop, block[: stop - start])
+                rates[name].append(gb / (time.perf_counter() - t0))
+    print(f"\nread-only: {path.name}, {rows} x {dim} {dataset.dtype}, chunks {dataset.chunks}, "
+          f"{gb:.2f} GB from the page cache, {repeat} rounds")
+    base = np.median(rates["h5py read_direct (chunk-aligned blocks)"])
+    for name, values in rates.items():
+        print(f"  {name:42s} {', '.join(f'{v:.2f}' for v in values)} GB/s  (median {np.median(values):.2f}, "
+              f"{np.median(values) / base:.2f}x h5py)")
+
+
+def gemm_rates(num_queries, dim, block_rows, processes):
+    """This machine's GEMM rates at a shard job's shape, ``processes`` one-thread processes side by side."""
+    out = subprocess.run([sys.executable, REPO / "bench" / "gemm_rates.py", "--queries", str(num_queries),
+                          "--dim", str(dim), "--rows", str(block_rows), "--processes", str(processes)],
+                         check=True, capture_output=True, text=True, env=one_thread_env()).stdout
+    return json.loads(out)
+
+
+def one_thread_env():
+    import os
+
+    return dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
+def profile(data, scoring, blocks, k):
+    """One scorer, in this process, on the first ``blocks`` blocks of a
+    distractor file (one thread for scoring, one for reading): per phase."""
+    from threadpoolctl import threadpool_limits
+
+    queries_set = read_model_queries(data["queries"], data["text_queries"])
+    queries = prepare_queries(queries_set.feats, None)
+    with threadpool_limits(limits=1, user_api="blas"):
+        scorer = make_scorer(scoring, "cpu", queries, None, threads=1)
+        path = data["distractors"][0]
+        with open_shard(path, queries.shape[1]) as shard:
+            block_rows = shard.info.chunk_rows or 7813
+            topk = TopK(queries.shape[0], k)
+            per_block = []
+            t_start = time.perf_counter()
+            for i, (start, prepared, positions) in enumerate(prepared_blocks(shard, scorer, block_rows)):
+                before = dict(scorer.times.seconds)
+                t0 = time.perf_counter()
+                scorer.score(prepared, positions, topk)
+                per_block.append((time.perf_counter() - t0,
+                                  {n: scorer.times.seconds[n] - before.get(n, 0.0) for n in scorer.times.seconds}))
+                if i + 1 == blocks:
+                    break
+            wall = time.perf_counter() - t_start
+    print(f"\nprofile: {scorer.describe()}, {queries.shape[0]} queries, {len(per_block)} blocks of {block_rows} "
+          f"rows of {path.name}, {wall:.1f} s")
+    print("  per phase (s): " + scorer.times.summary())
+    late = per_block[len(per_block) // 2:]  # steady state: the second half
+    gemm = sum(p.get("gemm", 0) + p.get("gemm bf16", 0) + p.get("gemm fp32", 0) for _, p in late)
+    total = sum(t for t, _ in late)
+    outside = total - gemm
+    print(f"  steady state (last {len(late)} blocks): {total / len(late) * 1e3:.1f} ms per block, GEMM "
+          f"{gemm / len(late) * 1e3:.1f} ms, outside the GEMM {outside / len(late) * 1e3:.1f} ms "
+          f"({outside / total * 100:.1f} % of the block here)")
+    if scoring == "bf16":
+        flops = 2.0 * queries.shape[0] * block_rows * queries.shape[1]
+        for rate in (208.0, 400.0):
+            share = outside / len(late) / (outside / len(late) + flops / rate / 1e9)
+            print(f"  at a bf16 GEMM of {rate:.0f} GFLOP/s per core the same work outside it would be "
+                  f"{share * 100:.1f} % of a block")
+
+
+def job_report(results, num_queries, dim, gemm, side):
+    """Per shard job: wall, GFLOP/s against this machine's GEMM (alone, and
+    side by side as the jobs run), phases."""
+    rows = []
+    for partial in sorted((results / "bench" / "shards").glob("*.npz")):
+        with np.load(partial) as data:
+            meta = json.loads(str(data["meta"]))
+        stats = meta["stats"]
+        flops = 2.0 * num_queries * meta["rows_kept"] * dim
+        phases = stats.get("phases", {})
+        scoring = sum(v for k, v in phases.items() if k not in ("read", "prepare", "selection"))
+        rows.append((partial.stem, meta["rows_kept"], stats["seconds"], flops / max(scoring, 1e-9) / 1e9, phases,
+                     stats["engine"]))
+    print("\nshard jobs (two side by side on --cores 2): seconds in the search, GFLOP/s of its scoring thread")
+    for name, kept, seconds, rate, phases, engine in rows:
+        split = ", ".join(f"{k} {v:.1f}" for k, v in sorted(phases.items()))
+        print(f"  {name:18s} {kept:9d} rows {seconds:7.1f} s  {rate:6.1f} GFLOP/s = {rate / gemm['fp32']:.2f} of the "
+              f"fp32 GEMM alone, {rate / side['fp32']:.2f} side by side  [{split}]  {engine}")
+
+
+def positions_of(result, params):
+    """Global positions (the baseline's numbering) of our retrieved ids."""
+    ids = result["db_ids"][result["ranks"]]
+    pos = np.empty(ids.shape, np.int64)
+    for qi, row in enumerate(ids):
+        for j, d in enumerate(row):
+            if d.startswith("yfcc100m/"):
+                pos[qi, j] = params["positives"] + int(d[9:12]) * params["rows"] + int(d[12:])
+            else:
+                pos[qi, j] = int(d.rsplit("/p", 1)[1].split(".")[0])
+    return pos
+
+
+def agreement(ours_path, base_path, params):
+    with open(ours_path, "rb") as fh:
+        ours = pickle.load(fh)
+    base = np.load(base_path)
+    pos = positions_of(ours, params)
+    same = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(pos, base["I"])])
+    differing = int(sum(len(set(b) - set(a)) for a, b in zip(pos, base["I"])))
+    return same, differing, float(np.abs(ours["sims"] - base["D"]).max())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--layout", choices=["ilias", "small"], default="ilias")
+    parser.add_argument("--image-queries", type=int, default=1000)
+    parser.add_argument("--text-queries", type=int, default=1000)
+    parser.add_argument("--ilias-queries", action="store_true", help="1,232 image + 1,000 text queries")
     parser.add_argument("--positives", type=int, default=5000)
-    parser.add_argument("--shards", type=int, default=8)
-    parser.add_argument("--rows", type=int, default=100_000, help="rows per distractor shard")
+    parser.add_argument("--shards", type=int)
+    parser.add_argument("--rows", type=int, help="rows per distractor file")
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--k", type=int, default=1000)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--scoring", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=str(REPO / "bench" / "work"))
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="timed pairs (baseline and workflow, alternating which goes first); "
-                             "on a noisy machine the median ratio is the figure to quote")
+    parser.add_argument("--read-only", action="store_true", help="only decode one distractor file")
+    parser.add_argument("--profile", choices=["fp32", "bf16"], help="only profile one scorer in process")
+    parser.add_argument("--blocks", type=int, default=40, help="blocks to profile")
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
+    if args.ilias_queries:
+        args.image_queries, args.text_queries = 1232, 1000
+    small = args.layout == "small"
+    params = {"layout": args.layout, "image_queries": args.image_queries, "text_queries": args.text_queries,
+              "positives": args.positives, "shards": args.shards or (8 if small else 4),
+              "rows": args.rows or (100_000 if small else 1_000_000), "dim": args.dim, "seed": args.seed}
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    generate(work, args)
-    data = work / "data"
-    shards = [str(data / f"distractors_{s:05d}.hdf5") for s in range(args.shards)]
-    config = {"results_dir": str(work / "results"), "device": "cpu", "models": {"bench": {
-        "query_hdf5": str(data / "queries.hdf5"), "positive_hdf5": str(data / "positives.hdf5"),
-        "distractor_hdf5": str(data / "distractors_{idx}.hdf5"), "total_distractors": args.shards,
-        "k": args.k, "save_as": "pickle"}}}
+    print(f"machine: {cpu_kind()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores")
+    t0 = time.perf_counter()
+    data = generate(work / f"data_{args.layout}", params)
+    print(f"data: {params} ({time.perf_counter() - t0:.0f} s to generate or check)")
+    if args.read_only:
+        read_only(data["distractors"][0], max(3, args.repeat))
+        return
+    if args.profile:
+        profile(data, args.profile, args.blocks, args.k)
+        return
+    num_queries = args.image_queries + args.text_queries
+    block_rows = 7813 if not small else 4096
+    gemm = gemm_rates(num_queries, args.dim, block_rows, 1)
+    side = gemm_rates(num_queries, args.dim, block_rows, args.cores)
+    print(f"GEMM rates of a {num_queries} x {args.dim} x {block_rows} block, same run: one thread alone: numpy fp32 "
+          f"{gemm['fp32']:.1f} GFLOP/s, torch bf16 {gemm['bf16']:.1f}; {args.cores} one-thread processes side by "
+          f"side: fp32 {side['fp32']:.1f}, bf16 {side['bf16']:.1f} per process")
+
+    model = {"query_hdf5": str(data["queries"]), "text_query_hdf5": str(data["text_queries"]),
+             "positive_hdf5": str(data["positives"]), "distractor_hdf5": str(data["distractor_template"]),
+             "total_distractors": params["shards"], "k": args.k, "save_as": "pickle"}
+    config = {"results_dir": str(work / "results"), "device": "cpu", "scoring": args.scoring,
+              "models": {"bench": model}}
     (work / "config.yaml").write_text(json.dumps(config))
+    db = [data["positives"], *data["distractors"]]
 
     def run_baseline():
-        return timed([
-            sys.executable, str(REPO / "bench" / "baseline_ilias.py"), "--query_hdf5", str(data / "queries.hdf5"),
-            "--db_hdf5", str(data / "positives.hdf5"), *shards, "--k", str(args.k), "--out", str(work / "baseline.npz"),
-        ])
+        walls, peaks = [], []
+        for name, queries in (("image", data["queries"]), ("text", data["text_queries"])):
+            wall, peak = timed([sys.executable, REPO / "bench" / "baseline_ilias.py", "--query_hdf5", queries,
+                                "--db_hdf5", *db, "--k", args.k, "--out", work / f"baseline_{name}.npz"])
+            walls.append(wall)
+            peaks.append(peak)
+        return sum(walls), max(peaks), walls
 
     def run_workflow():
         shutil.rmtree(work / "results", ignore_errors=True)
-        return timed([
-            sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-            "--configfile", str(work / "config.yaml"), "--cores", str(args.cores), "--quiet",
-        ])
+        wall, peak = timed([sys.executable, "-m", "snakemake", "-s", REPO / "Snakefile", "--directory", work,
+                            "--configfile", work / "config.yaml", "--cores", args.cores, "--quiet"])
+        return wall, peak, [wall]
 
     runners = {"workflow": run_workflow} if args.skip_baseline else {"baseline": run_baseline, "workflow": run_workflow}
     results = {name: [] for name in runners}
     for rep in range(args.repeat):
         for name in (list(runners) if rep % 2 == 0 else list(runners)[::-1]):
             results[name].append(runners[name]())
+            print(f"  {name}: {results[name][-1][0]:.1f} s", flush=True)
     job_peaks = []
     for tsv in (work / "results" / "bench" / "benchmarks").glob("search_*.tsv"):
         with open(tsv) as fh:
             job_peaks.append(float(next(csv.DictReader(fh, delimiter="\t"))["max_rss"]))
 
-    print(f"\nscale: {args.queries} queries, {args.positives} positives + {args.shards} x {args.rows} rows, "
-          f"d={args.dim}, k={args.k}, --cores {args.cores}")
+    print(f"\nscale: {args.image_queries} image + {args.text_queries} text queries, {args.positives} positives "
+          f"+ {params['shards']} x {params['rows']} rows ({args.layout}), d={args.dim}, k={args.k}, "
+          f"--cores {args.cores}, scoring {args.scoring}")
     for name, runs in results.items():
-        walls = ", ".join(f"{wall:.1f}" for wall, _ in runs)
-        print(f"{name:9s} wall {walls} s   peak RSS {max(peak for _, peak in runs):7.0f} MB")
+        walls = ", ".join(f"{wall:.1f}" + (f" ({' + '.join(f'{w:.1f}' for w in parts)})" if len(parts) > 1 else "")
+                          for wall, _, parts in runs)
+        print(f"{name:9s} wall {walls} s   peak RSS {max(peak for _, peak, _ in runs):7.0f} MB")
     print(f"one shard-search job: peak RSS {max(job_peaks):.0f} MB (max over {len(job_peaks)} jobs)")
+    job_report(work / "results", num_queries, args.dim, gemm, side)
     if "baseline" in results:
-        ratios = [b / w for (b, _), (w, _) in zip(results["baseline"], results["workflow"])]
-        bp = max(peak for _, peak in results["baseline"])
-        wp = max(peak for _, peak in results["workflow"])
+        ratios = [b[0] / w[0] for b, w in zip(results["baseline"], results["workflow"])]
+        base_peak = max(peak for _, peak, _ in results["baseline"])
         each = ", ".join(f"{r:.2f}x" for r in ratios)
-        print(f"speed-up {np.median(ratios):.2f}x (median of {len(ratios)} pairs: {each})   "
-              f"peak memory workflow/baseline {wp / bp:.2f}")
-        with open(work / "results" / "bench" / "similarities.pkl", "rb") as fh:
-            ours = pickle.load(fh)
-        base = np.load(work / "baseline.npz")
-        ours_pos = positions_of(ours, data, args)
-        same = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(ours_pos, base["I"])])
-        max_diff = np.abs(ours["sims"] - base["D"]).max()
-        print(f"top-k agreement with baseline: {same * 100:.4f}% of ids, max score difference {max_diff:.2e}")
-
-
-def positions_of(result, data, args):
-    """Global positions (baseline numbering) of our retrieved ids."""
-    ids = result["db_ids"][result["ranks"]]
-    pos = np.empty(ids.shape, np.int64)
-    for qi, row in enumerate(ids):
-        for j, d in enumerate(row):
-            if d.startswith("yfcc100m/"):
-                s, r = int(d[9:12]), int(d[12:])
-                pos[qi, j] = args.positives + s * args.rows + r
-            else:
-                pos[qi, j] = int(d.split("/")[0][1:])
-    return pos
+        print(f"\nspeed-up {np.median(ratios):.2f}x (median of {len(ratios)}: {each}); shard-job peak / baseline "
+              f"peak {max(job_peaks) / base_peak:.3f}")
+        for name, suffix in (("image", ""), ("text", "_text")):
+            same, differing, diff = agreement(work / "results" / "bench" / f"similarities{suffix}.pkl",
+                                              work / f"baseline_{name}.npz", params)
+            print(f"top-k agreement, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
+                  f"max score difference {diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,10 @@
 import os
 import re
-import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from ilias_knn.config import config_errors, load_schema
 from ilias_knn.merged import FORMAT_VERSION as MERGED_FORMAT_VERSION
 

@@ -8,9 +8,7 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from ilias_knn.cli import main  # noqa: E402
+from ilias_knn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(snakefile=Path(__file__).resolve().parents[1] / "Snakefile"))

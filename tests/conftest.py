@@ -13,10 +13,9 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from ilias_knn.demo import make_dataset
 
-from ilias_knn.demo import make_dataset  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------

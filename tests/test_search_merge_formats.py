@@ -105,14 +105,26 @@ def test_exact_ties_are_ordered_by_database_position(tmp_path):
         np.testing.assert_array_equal(merged.sims, ref[4].astype(np.float32))
 
 
-def test_nan_rows_are_counted_and_named(tmp_path):
-    feats = np.ones((300, 4), np.float32)
-    feats[[3, 150, 299]] = np.nan
+@pytest.mark.parametrize("scoring", SCORERS, ids=["fp32", "bf16", "torch_fp32"])
+@pytest.mark.parametrize("bad", [[3, 150, 299], [250, 251, 299]], ids=["first_block", "later_blocks"])
+def test_nan_rows_are_counted_and_named(tmp_path, scoring, bad):
+    """Caught in any scorer's first (dense) block or later (filtered) ones."""
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((300, 4)).astype(np.float32)
+    feats[bad[0]] = np.nan
+    feats[bad[1:], 1] = [np.inf, -np.inf]
     path = tmp_path / "nan.h5"
     write_feature_file(path, feats, [str(i) for i in range(300)], "float32")
-    queries = prepare_queries(np.ones((2, 4), np.float32), None)
-    with pytest.raises(InputError, match=r"nan.h5: 3 row\(s\).*NaN or inf.*\[3, 150, 299\]"):
-        search_shard(queries, path, 5, block_rows=64)
+    queries = prepare_queries(rng.standard_normal((3, 4)).astype(np.float32), None)
+    with pytest.raises(InputError, match=rf"nan.h5: 3 row\(s\).*NaN or inf.*\{bad}"):
+        search_shard(queries, path, 5, scorer_for(*scoring, queries, None), block_rows=64)
+
+
+def test_scores_overflowing_float32_are_named(tmp_path):
+    path = tmp_path / "huge.h5"
+    write_feature_file(path, np.full((10, 4), 3e19, np.float32), [str(i) for i in range(10)], "float32")
+    with pytest.raises(InputError, match="huge.h5: scores overflow float32"):
+        search_shard(prepare_queries(np.full((2, 4), 3e19, np.float32), None), path, 5)
 
 
 def test_non_ascii_ids_are_refused_before_scoring(tmp_path):

@@ -32,7 +32,8 @@ import warnings
 import numpy as np
 
 from .arrays import ReusedBuffer
-from .scoring import float32_rows
+from .phases import PhaseTimes
+from .scoring import check_finite, float32_rows
 
 U32 = 2.0**-24  # float32 unit roundoff
 UB16 = 2.0**-8  # bfloat16 unit roundoff (round to nearest)
@@ -95,6 +96,7 @@ class Bf16Scorer:
         self._turn = 0
         self.blocks = {"dense": 0, "filtered": 0}
         self.rescored = 0
+        self.times = PhaseTimes()
         self.expected_density = 1.0
 
     def prepare(self, block, keep):
@@ -107,6 +109,7 @@ class Bf16Scorer:
         if x.shape[0] == 0:
             return x, None, None, 0.0, 0.0
         if self.mu is None:  # the first block's mean, kept for the whole shard
+            check_finite(x.sum(axis=1))  # (a NaN or inf here would spoil mu for every block)
             self.mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
             self.mu_norm = float(np.linalg.norm(self.mu.astype(np.float64)))
             self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
@@ -127,8 +130,11 @@ class Bf16Scorer:
         if not np.isfinite(thresholds).all() or self.expected_density > self.dense_density:
             self._dense(x, x_dev, positions, topk, y_max, x_max)
             return
-        approx = self._gemm(y_bf16)
-        rows, cols = self._candidates(approx, self._floor_bits(thresholds, y_max, x_max))
+        with self.times("gemm bf16"):
+            approx = self._gemm(y_bf16)
+        check_finite(approx[0].float().cpu().numpy())
+        with self.times("filter"):
+            rows, cols = self._candidates(approx, self._floor_bits(thresholds, y_max, x_max))
         self.expected_density = rows.size / max(1, approx.numel())
         if self.expected_density > self.dense_density:
             self._dense(x, x_dev, positions, topk, y_max, x_max)
@@ -136,7 +142,10 @@ class Bf16Scorer:
         self.blocks["filtered"] += 1
         self.rescored += rows.size
         if rows.size:
-            topk.add_candidates(rows, positions[cols], self._rescore(rows, cols, x_dev))
+            with self.times("rescore"):
+                exact = self._rescore(rows, cols, x_dev)
+            with self.times("select"):
+                topk.add_candidates(rows, positions[cols], exact)
 
     def _gemm(self, y_bf16):
         torch = self.torch
@@ -149,14 +158,19 @@ class Bf16Scorer:
     def _dense(self, x, x_dev, positions, topk, y_max, x_max):
         """Every score in float32 (the first blocks, or too many candidates)."""
         self.blocks["dense"] += 1
-        if self.on_cpu:
-            scores = np.matmul(self.queries_np, x.T, out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
-        else:
-            scores = (self.queries @ x_dev.T).cpu().numpy()
-        topk.add(scores, positions)
-        # how many of these exact scores the filter would pass: the next block's
-        # expected candidate share
-        self.expected_density = self._passing_share(scores, topk.thresholds.astype(np.float64), y_max, x_max)
+        with self.times("gemm fp32"):
+            if self.on_cpu:
+                scores = np.matmul(self.queries_np, x.T,
+                                   out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
+            else:
+                scores = (self.queries @ x_dev.T).cpu().numpy()
+        check_finite(scores[0])
+        with self.times("select"):
+            topk.add(scores, positions)
+        with self.times("filter"):
+            # how many of these exact scores the filter would pass: the next
+            # block's expected candidate share
+            self.expected_density = self._passing_share(scores, topk.thresholds.astype(np.float64), y_max, x_max)
 
     def _passing_share(self, scores, thresholds, y_max, x_max):
         if not np.isfinite(thresholds).all():

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
 WORK_SUBDIR = "knn_workflow"  # under save_dir: partials, logs, Snakemake's state (.snakemake/)
 EXTENSIONS = {"json": "json", "pickle": "pkl"}
 
@@ -99,14 +98,15 @@ def publish(source, target):
         tmp.unlink(missing_ok=True)
 
 
-def main(argv=None):
+def main(argv=None, snakefile="Snakefile"):
+    """Run the workflow of ``snakefile`` with the ILIAS flags in ``argv``."""
     args = build_parser().parse_args(argv)
     save_dir = Path(args.save_dir).resolve()
     work_dir = save_dir / WORK_SUBDIR
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{args.save_name}.config.yaml"
     config_path.write_text(yaml.safe_dump(build_config(args, work_dir), sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work_dir),
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(Path(snakefile).resolve()), "--directory", str(work_dir),
            "--configfile", str(config_path), "--cores", str(args.cores)]
     print("running:", " ".join(cmd), flush=True)
     status = subprocess.call(cmd)

@@ -75,12 +75,14 @@ def cache_dir():
     return Path(os.environ.get("ILIAS_KNN_CACHE", default))
 
 
-def measure_gemm_rates(threads):
-    """GFLOP/s of numpy's float32 GEMM and torch's bfloat16 GEMM on this machine."""
+def measure_gemm_rates(threads, shape=PROBE_SHAPE, repeat=3):
+    """GFLOP/s of numpy's float32 GEMM and torch's bfloat16 GEMM on ``threads``
+    threads, for (queries, dimension, rows) = ``shape``: the best of ``repeat``."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
-    nq, dim, rows = PROBE_SHAPE
+    nq, dim, rows = shape
     rng = np.random.default_rng(0)
     q = rng.standard_normal((nq, dim), dtype=np.float32)
     x = rng.standard_normal((rows, dim), dtype=np.float32)
@@ -90,14 +92,15 @@ def measure_gemm_rates(threads):
     kernels = {"fp32": lambda: np.matmul(q, x.T, out=out),
                "bf16": lambda: torch.mm(q_bf16, x_bf16.T, out=out_bf16)}
     rates = {}
-    for name, kernel in kernels.items():
-        kernel()  # warm-up
-        best = float("inf")
-        for _ in range(3):
-            t0 = time.perf_counter()
-            kernel()
-            best = min(best, time.perf_counter() - t0)
-        rates[name] = 2 * nq * dim * rows / best / 1e9
+    with threadpool_limits(limits=threads, user_api="blas"):
+        for name, kernel in kernels.items():
+            kernel()  # warm-up
+            best = float("inf")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                kernel()
+                best = min(best, time.perf_counter() - t0)
+            rates[name] = 2 * nq * dim * rows / best / 1e9
     return rates
 
 

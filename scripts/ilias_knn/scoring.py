@@ -5,7 +5,7 @@ Every scorer has the same two steps. ``prepare`` turns a block as stored
 adapter applied; it runs one block ahead in the reading thread. ``score`` adds
 the block's scores to the TopK through its protocol alone (``thresholds``,
 ``add``, ``add_candidates``). The scorers are interchangeable: each returns
-the float32 top-k.
+the float32 top-k. Each keeps its ``times`` per phase (phases.py).
 
 - ``Fp32Scorer``: numpy's BLAS on the CPU, every score.
 - ``TorchFp32Scorer``: float32 on a torch device (a GPU); only the entries at
@@ -18,6 +18,7 @@ import numpy as np
 
 from . import features
 from .arrays import ReusedBuffer
+from .phases import PhaseTimes
 
 
 class NonFiniteBlock(Exception):
@@ -35,6 +36,7 @@ class Fp32Scorer:
         self._turn = 0
         self._scores = ReusedBuffer(np.float32)
         self.name = "fp32 (numpy BLAS)"
+        self.times = PhaseTimes()
 
     def prepare(self, block, keep):
         x = float32_rows(block, keep, self._rows[self._turn])
@@ -45,21 +47,29 @@ class Fp32Scorer:
 
     def score(self, x, positions, topk):
         scores = self._scores.view((self.queries.shape[0], x.shape[0]))
-        np.matmul(self.queries, x.T, out=scores)
-        topk.add(scores, positions)
+        with self.times("gemm"):
+            np.matmul(self.queries, x.T, out=scores)
+        check_finite(scores[0])
+        with self.times("select"):
+            topk.add(scores, positions)
 
     def describe(self):
         return self.name
 
 
 def float32_rows(block, keep, buffer):
-    """The kept rows of a stored block as float32 (into ``buffer``), checked finite."""
+    """The kept rows of a stored block as float32 (into ``buffer``)."""
     if keep is not None:
         block = block[keep]
-    x = features.to_float32(block, out=buffer.view(block.shape))
-    if not np.isfinite(x.sum()):  # one reduction: NaN and inf propagate
+    return features.to_float32(block, out=buffer.view(block.shape))
+
+
+def check_finite(first_query_scores):
+    """Raise NonFiniteBlock if the block holds NaN or inf. One query's scores
+    tell: a row with NaN or inf scores NaN or +-inf against every query
+    (0 * inf is NaN), so no pass over the rows themselves is needed."""
+    if not np.isfinite(first_query_scores).all():
         raise NonFiniteBlock
-    return x
 
 
 class TorchFp32Scorer:
@@ -73,20 +83,28 @@ class TorchFp32Scorer:
         self.queries = torch.as_tensor(np.ascontiguousarray(queries, dtype=np.float32), device=self.device)
         self.adapter = adapter.to(self.device) if adapter is not None else None
         self.name = f"fp32 on {self.device} (torch)"
+        self.times = PhaseTimes()
 
     def prepare(self, block, keep):
         torch = self.torch
         rows = block[keep] if keep is not None else block
         x = torch.from_numpy(np.ascontiguousarray(rows)).to(self.device).float()
-        if x.shape[0] and not bool(torch.isfinite(x.sum())):
-            raise NonFiniteBlock
         if self.adapter is not None and x.shape[0]:
             x = self.adapter(x)
         return x
 
     def score(self, x, positions, topk):
+        with self.times("gemm + filter"):
+            rows, cols, values = self._candidates(x, topk)
+        with self.times("select"):
+            topk.add_candidates(rows, positions[cols], values)
+
+    def _candidates(self, x, topk):
+        """(query, column, score) of the entries at or above each query's threshold
+        (a query without k entries yet: the block's own top-k), on the CPU."""
         torch = self.torch
         scores = self.queries @ x.T
+        check_finite(scores[0].cpu().numpy())
         thresholds = torch.from_numpy(topk.thresholds).to(self.device)
         full = torch.isfinite(thresholds)
         rows, cols = torch.nonzero((scores >= thresholds[:, None]) & full[:, None], as_tuple=True)
@@ -99,8 +117,7 @@ class TorchFp32Scorer:
             values = torch.cat([values, top.values.reshape(-1)])
             order = torch.argsort(rows, stable=True)
             rows, cols, values = rows[order], cols[order], values[order]
-        cols = cols.cpu().numpy()
-        topk.add_candidates(rows.cpu().numpy(), positions[cols], values.cpu().numpy())
+        return rows.cpu().numpy(), cols.cpu().numpy(), values.cpu().numpy()
 
     def describe(self):
         return self.name

@@ -85,31 +85,34 @@ def prefetched(items, load):
 
 
 def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1):
-    """(first row, prepared block or None when it holds NaN/inf, database
-    positions of its kept rows) over the shard, in row order."""
+    """(first row, prepared block, database positions of its kept rows) over
+    the shard, in row order."""
     info, dataset = shard.info, shard.handle["features"]
     reader = block_reader(shard.path, dataset, threads=decode_threads)
     log.info("%s: %d rows in blocks of %d, read by %s", shard.path, info.rows, block_rows, reader.name)
     raw = np.empty((block_rows, info.dim), dtype=dataset.dtype)
     index = shard.handle["index"]
 
+    times = scorer.times
+
     def load(start):
+        """(first row, prepared rows, their database positions)."""
         stop = min(start + block_rows, info.rows)
         block = raw[: stop - start]
-        try:
-            reader.read(start, stop, block)
-        except ReadError as exc:  # a file cut short or damaged after its header
-            raise features.corrupt_error(shard.path, f"rows {start}-{stop}", exc) from exc
+        with times("read"):
+            try:
+                reader.read(start, stop, block)
+            except ReadError as exc:  # a file cut short or damaged after its header
+                raise features.corrupt_error(shard.path, f"rows {start}-{stop}", exc) from exc
         keep = None
         if selected_ids is not None:
-            keep = selection_mask(features.decode_ids(index[start:stop], shard.path), selected_ids)
+            with times("selection"):
+                keep = selection_mask(features.decode_ids(index[start:stop], shard.path), selected_ids)
         positions = np.arange(start, stop, dtype=np.int64)
         if keep is not None:
             positions = positions[keep]
-        try:
+        with times("prepare"):
             return start, scorer.prepare(block, keep), positions
-        except NonFiniteBlock:
-            return start, None, positions
 
     try:
         yield from prefetched(range(0, info.rows, block_rows), load)
@@ -122,17 +125,24 @@ def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1):
     kept = 0
     report_every = max(1, shard.info.rows // 10)
     next_report = report_every
-    for start, prepared, positions in prepared_blocks(shard, scorer, block_rows, selected_ids, decode_threads):
-        if prepared is None:
-            raise_nonfinite(shard, block_rows)
-        kept += positions.size
-        if positions.size:
-            scorer.score(prepared, positions, topk)
-        if start + block_rows >= next_report:
-            log.info("%s: %d/%d rows searched", shard.path, min(start + block_rows, shard.info.rows),
-                     shard.info.rows)
-            next_report += report_every
-    return kept
+    blocks = prepared_blocks(shard, scorer, block_rows, selected_ids, decode_threads)
+    try:
+        while True:
+            with scorer.times("wait"):  # for the reading thread
+                item = next(blocks, None)
+            if item is None:
+                return kept
+            start, prepared, positions = item
+            kept += positions.size
+            if positions.size:
+                scorer.score(prepared, positions, topk)
+            if start + block_rows >= next_report:
+                log.info("%s: %d/%d rows searched", shard.path, min(start + block_rows, shard.info.rows),
+                         shard.info.rows)
+                next_report += report_every
+    except NonFiniteBlock:
+        blocks.close()
+        raise_nonfinite(shard, block_rows)
 
 
 def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path=None, selected_ids=None,
@@ -158,9 +168,12 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
     if selected_ids is not None and kept == 0:
         log.warning("%s: no row kept by the selected ids (0 of %d).", shard_path, rows_total)
     flops = 2.0 * num_queries * kept * dim
-    stats = {"seconds": elapsed, "gflops": flops / elapsed / 1e9 if elapsed else 0.0, "engine": scorer.describe()}
+    stats = {"seconds": elapsed, "gflops": flops / elapsed / 1e9 if elapsed else 0.0, "engine": scorer.describe(),
+             "phases": dict(scorer.times.seconds)}
     log.info("%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s)", shard_path, kept, rows_total, elapsed,
              stats["gflops"], stats["engine"])
+    log.info("%s: seconds per phase (reading thread: read, selection, prepare; scoring thread: the rest): %s",
+             shard_path, scorer.times.summary())
     return ShardResult(scores, found_rows, id_rows, ids, rows_total, kept, stats)
 
 
@@ -173,4 +186,7 @@ def raise_nonfinite(shard, block_rows):
         bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
         total += bad.size
         bad_rows.extend((bad[: max(0, 5 - len(bad_rows))] + start).tolist())
+    if total == 0:  # finite features whose scores overflow float32
+        raise InputError(f"{shard.path}: scores overflow float32 (features of norm above about 1e19). "
+                         "Normalise the features (ILIAS features are unit vectors).")
     raise features.nonfinite_error(shard.path, total, bad_rows)
