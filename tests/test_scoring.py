@@ -50,10 +50,10 @@ def test_bound_holds_for_every_entry(scale, centred_far):
     x[:10] *= 100  # uneven row norms
     scorer = Bf16Scorer(q)
     scorer.prepare(first, None)  # fixes the centring vector mu
-    xs, _, y_bf16, y_max, x_max = scorer.prepare(x, None)
-    approx = scorer._gemm(y_bf16).float().numpy().astype(np.float64)
+    block = scorer.prepare(x, None)
+    approx = scorer._gemm(block.y_bf16).float().numpy().astype(np.float64)
     exact32 = (torch.from_numpy(q) @ torch.from_numpy(x).T).numpy().astype(np.float64)
-    width = REL * np.abs(approx) + scorer._eps(y_max, x_max)[:, None]
+    width = REL * np.abs(approx) + scorer._eps(block)[:, None]
     assert np.all(np.abs(exact32 - (approx + scorer.q_mu[:, None])) <= width)
 
 
@@ -64,12 +64,12 @@ def test_filter_keeps_every_entry_at_or_above_the_threshold(seed):
     q, db = anisotropic(rng, 50, 128, shared), anisotropic(rng, 2000, 128, shared)
     scorer = Bf16Scorer(q)
     scorer.prepare(db[:500], None)
-    x, _, y_bf16, y_max, x_max = scorer.prepare(db[500:], None)
-    exact = q @ x.T
+    block = scorer.prepare(db[500:], None)
+    exact = q @ block.x.T
     # thresholds anywhere: above, inside and below the scores, negative and zero too
     thresholds = np.quantile(exact, rng.uniform(0, 1, size=50), axis=1).diagonal().astype(np.float64)
     thresholds[:5] = [-0.5, 0.0, -1e-30, 1e-30, 2.0]
-    rows, cols = scorer._candidates(scorer._gemm(y_bf16), scorer._floor_bits(thresholds, y_max, x_max))
+    rows, cols = scorer._candidates(scorer._gemm(block.y_bf16), scorer._floor_bits(thresholds, block))
     passed = set(zip(rows.tolist(), cols.tolist()))
     must = set(zip(*[a.tolist() for a in np.nonzero(exact >= thresholds[:, None])]))
     assert must <= passed
@@ -103,7 +103,8 @@ def test_order_keys_order_like_the_values():
 
 SCORERS = {
     "fp32": lambda q: Fp32Scorer(q),
-    "bf16": lambda q: Bf16Scorer(q),
+    "bf16": lambda q: Bf16Scorer(q, measure_costs=False),  # the filter path, whatever this CPU's bf16 rate
+    "bf16_adaptive": lambda q: Bf16Scorer(q),
     "torch_fp32": lambda q: TorchFp32Scorer(q, "cpu"),
 }
 
@@ -130,10 +131,35 @@ def test_bf16_filters_most_blocks_and_rescores_few_entries():
     rng = np.random.default_rng(5)
     shared = unit(rng.standard_normal((1, 128)))[0]
     q, x = anisotropic(rng, 40, 128, shared), anisotropic(rng, 40000, 128, shared)
-    scorer = Bf16Scorer(q)
+    scorer = Bf16Scorer(q, measure_costs=False)
     run(scorer, x, 20, 1000)
     assert scorer.blocks["filtered"] >= 30 and scorer.blocks["dense"] <= 10, scorer.blocks
     assert scorer.rescored < 0.05 * 40 * 40000
+
+
+@pytest.mark.parametrize("bf16_cost", [10.0, 0.01])
+def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
+    """With the bf16 GEMM measured at 10x the dense cost per entry, every block
+    is dense and gets no bf16 copy; at 0.01x, blocks are filtered."""
+    rng = np.random.default_rng(6)
+    shared = unit(rng.standard_normal((1, 64)))[0]
+    q, x = anisotropic(rng, 20, 64, shared), anisotropic(rng, 20000, 64, shared)
+    scorer = Bf16Scorer(q)
+    topk = TopK(20, 10)
+    copies = []
+    for start in range(0, 20000, 500):
+        block = scorer.prepare(x[start : start + 500], None)
+        copies.append(block.y_bf16 is not None)
+        scorer.score(block, np.arange(start, start + 500), topk)
+        scorer._cost["bf16"] = bf16_cost * scorer._cost["dense"]  # as if measured so
+        scorer._cost["rescore"] = 0.0
+        scorer.filtering = scorer._filter_pays()
+    if bf16_cost > 1:
+        assert scorer.blocks["filtered"] == 0 and not any(copies[1:]), (scorer.blocks, copies)
+    else:
+        assert scorer.blocks["filtered"] > 30 and all(copies), (scorer.blocks, copies)
+    _, pos = topk.result()
+    np.testing.assert_array_equal(pos, reference(q, x, 10)[1])
 
 
 @pytest.mark.parametrize("name", list(SCORERS))

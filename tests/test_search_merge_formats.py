@@ -16,18 +16,23 @@ from ilias_knn.merge import merge_partials
 from ilias_knn.merged import load_merged, save_merged
 from ilias_knn.partials import check_partial_meta, load_partial, save_partial
 from ilias_knn.engines import make_scorer, prepare_queries
+from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.scoring import TorchFp32Scorer
 from ilias_knn.search import search_shard
 from ilias_knn.selection import load_selected_ids
 
 
-SCORERS = [("fp32", "cpu"), ("bf16", "cpu"), ("fp32", "torch-cpu")]
+SCORERS = [("fp32", "cpu"), ("bf16", "cpu"), ("bf16", "filtering"), ("fp32", "torch-cpu")]
+SCORER_IDS = ["fp32", "bf16", "bf16_filtering", "torch_fp32"]
 
 
 def scorer_for(scoring, device, queries, adapter):
-    """Every scorer, the GPU's torch float32 one included (on the CPU here)."""
+    """Every scorer, the GPU's torch float32 one included (on the CPU here), and
+    the bf16 one filtering every block it can, whatever this CPU's bf16 rate."""
     if device == "torch-cpu":
         return TorchFp32Scorer(queries, "cpu", adapter)
+    if device == "filtering":
+        return Bf16Scorer(queries, "cpu", adapter, measure_costs=False)
     return make_scorer(scoring, device, queries, adapter)
 
 
@@ -54,7 +59,7 @@ def retrieved_ids(merged):
     return merged.db_ids.astype(str)[merged.ranks]
 
 
-@pytest.mark.parametrize("scoring", SCORERS, ids=["fp32", "bf16", "torch_fp32"])
+@pytest.mark.parametrize("scoring", SCORERS, ids=SCORER_IDS)
 @pytest.mark.parametrize(
     "extra",
     [{}, {"adapter": True}, {"selected": True}, {"adapter": True, "selected": True, "k": 5000}],
@@ -105,7 +110,7 @@ def test_exact_ties_are_ordered_by_database_position(tmp_path):
         np.testing.assert_array_equal(merged.sims, ref[4].astype(np.float32))
 
 
-@pytest.mark.parametrize("scoring", SCORERS, ids=["fp32", "bf16", "torch_fp32"])
+@pytest.mark.parametrize("scoring", SCORERS, ids=SCORER_IDS)
 @pytest.mark.parametrize("bad", [[3, 150, 299], [250, 251, 299]], ids=["first_block", "later_blocks"])
 def test_nan_rows_are_counted_and_named(tmp_path, scoring, bad):
     """Caught in any scorer's first (dense) block or later (filtered) ones."""

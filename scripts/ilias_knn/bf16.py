@@ -15,19 +15,23 @@ P = q_b.y_b, v = the GEMM's float32 accumulation of P and a = bf16(v):
 
     |v - a|                 <= REL |a|                 (output rounding, truncation included)
     |P - v|                 <= g |q_b| |y_b|           (float32 accumulation, g = gamma(2d))
-    |q.y - P|               <= |e| |y_b| + |q| |y - y_b|,   |y - y_b| <= 2^-8 |y|
+    |q.y - P|               <= |e| |y_b| + |q| |y - y_b|   (Cauchy-Schwarz, twice)
     |q.(x - mu) - q.y|      <= 2^-24 |q| (|x| + |mu|)   (the subtraction's rounding)
     |q.mu - fl(q.mu)|       <= g |q| |mu|
     |s - q.x|               <= g |q| |x|               (s: the float32 score rescoring computes)
 
 so s <= a + REL |a| + c_q + eps_q with c_q = fl(q.mu) and eps_q the sum of the
-other terms at the block's largest |x| and |y|. An entry is rescored when that
-upper bound reaches the query's threshold t_q: a >= floor_q, the largest bf16
-value below (t_q - c_q - eps_q) / (1 +- REL). A block in which too many entries
-pass (the first blocks of a shard) is scored densely in float32.
+other terms at the block's largest |y| and |y - y_b| (both measured on the
+block; |y_b| <= |y| + |y - y_b|, |x| <= |y| + |mu|). An entry is rescored
+when that upper bound reaches the query's threshold t_q: a >= floor_q, the
+largest bf16 value below (t_q - c_q - eps_q) / (1 +- REL). A block where
+that would pass too many entries (the first blocks of a shard) is scored
+densely in float32.
 """
 
+import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,10 +70,29 @@ def order_keys(bits):
     return bits ^ ((bits >> 15) & np.int16(0x7FFF))
 
 
-class Bf16Scorer:
-    """bf16 filter + float32 rescoring on a torch device (the CPU or a GPU)."""
+@dataclass
+class Bf16Block:
+    """A prepared block: float32 rows (numpy, and on the device), their centred
+    bf16 copy (None when the block will be scored densely) and its norms."""
 
-    def __init__(self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY):
+    x: np.ndarray
+    x_dev: object
+    y_bf16: object = None
+    y_max: float = 0.0  # largest |y| of a row
+    f_max: float = 0.0  # largest |y - y_b| of a row
+
+
+class Bf16Scorer:
+    """bf16 filter + float32 rescoring on a torch device (the CPU or a GPU).
+
+    Each block is filtered or scored densely in float32, whichever the costs
+    measured on the blocks so far (seconds per entry of the bf16 GEMM and
+    filter, of the dense float32 GEMM, per rescored entry) say is faster for
+    the candidate share expected next (``measure_costs=False``: filter
+    whenever the share is below ``dense_density``); a block before every query
+    has k entries is scored densely."""
+
+    def __init__(self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY, measure_costs=True):
         import torch
 
         self.torch, self.device = torch, torch.device(device)
@@ -86,9 +109,11 @@ class Bf16Scorer:
         self.g = gamma(2 * q.shape[1])  # twice the standard gamma: also a truncating accumulator
         self.adapter = adapter
         self.dense_density = dense_density
+        self.measure_costs = measure_costs
         self.mu = None
         self._rows = [ReusedBuffer(np.float32), ReusedBuffer(np.float32)]
         self._centred = ReusedBuffer(np.float32)
+        self._residual = ReusedBuffer(np.float32)
         self._centred_bf16 = [None, None]
         self._approx = None
         self._mask = ReusedBuffer(bool)
@@ -98,54 +123,126 @@ class Bf16Scorer:
         self.rescored = 0
         self.times = PhaseTimes()
         self.expected_density = 1.0
+        self.filtering = True  # whether the next blocks get a bf16 copy (prepare runs a block ahead)
+        self._cost = {}  # seconds per entry: "dense", "bf16" (GEMM + filter); per candidate: "rescore"
+        self._normed = None  # the last block with a bf16 copy (its norms)
 
     def prepare(self, block, keep):
-        """float32 rows, their centred bf16 copy and the block's largest norms."""
         torch = self.torch
         turn, self._turn = self._turn, self._turn ^ 1
         x = float32_rows(block, keep, self._rows[turn])
         if self.adapter is not None and x.shape[0]:
             x = self.adapter(x)
+        x_dev = torch.from_numpy(x).to(self.device)
         if x.shape[0] == 0:
-            return x, None, None, 0.0, 0.0
+            return Bf16Block(x, x_dev)
         if self.mu is None:  # the first block's mean, kept for the whole shard
             check_finite(x.sum(axis=1))  # (a NaN or inf here would spoil mu for every block)
             self.mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
             self.mu_norm = float(np.linalg.norm(self.mu.astype(np.float64)))
             self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
-        y = np.subtract(x, self.mu, out=self._centred.view(x.shape))
-        y_max = float(np.sqrt(np.einsum("ij,ij->i", y, y, dtype=np.float64).max()))
-        x_max = float(np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64).max()))
+        if not self.filtering:
+            return Bf16Block(x, x_dev)
+        y = torch.from_numpy(np.subtract(x, self.mu, out=self._centred.view(x.shape)))
         buffer = self._centred_bf16[turn]
         if buffer is None or buffer.shape[0] < x.shape[0] or buffer.shape[1] != x.shape[1]:
-            buffer = self._centred_bf16[turn] = torch.empty(x.shape, dtype=torch.bfloat16, device=self.device)
+            buffer = self._centred_bf16[turn] = torch.empty(x.shape, dtype=torch.bfloat16)
         y_bf16 = buffer[: x.shape[0]]
-        y_bf16.copy_(torch.from_numpy(y))
-        x_dev = torch.from_numpy(x).to(self.device)
-        return x, x_dev, y_bf16, y_max, x_max
+        y_bf16.copy_(y)
+        residual = torch.sub(y, y_bf16, out=torch.from_numpy(self._residual.view(x.shape)))
+        f_max = float(torch.linalg.vector_norm(residual, dim=1).max())
+        y_max = float(torch.linalg.vector_norm(y, dim=1).max())
+        return Bf16Block(x, x_dev, y_bf16.to(self.device), y_max, f_max)
 
-    def score(self, prepared, positions, topk):
-        x, x_dev, y_bf16, y_max, x_max = prepared
+    def score(self, block, positions, topk):
         thresholds = topk.thresholds.astype(np.float64)
-        if not np.isfinite(thresholds).all() or self.expected_density > self.dense_density:
-            self._dense(x, x_dev, positions, topk, y_max, x_max)
+        if block.y_bf16 is None or not np.isfinite(thresholds).all() or not self._filter_pays():
+            self._dense(block, positions, topk)
             return
+        entries = self.queries.shape[0] * block.x.shape[0]
+        t0 = time.perf_counter()
         with self.times("gemm bf16"):
-            approx = self._gemm(y_bf16)
+            approx = self._gemm(block.y_bf16)
         check_finite(approx[0].float().cpu().numpy())
         with self.times("filter"):
-            rows, cols = self._candidates(approx, self._floor_bits(thresholds, y_max, x_max))
-        self.expected_density = rows.size / max(1, approx.numel())
-        if self.expected_density > self.dense_density:
-            self._dense(x, x_dev, positions, topk, y_max, x_max)
+            rows, cols = self._candidates(approx, self._floor_bits(thresholds, block))
+        self._cost["bf16"] = (time.perf_counter() - t0) / entries
+        self.expected_density = rows.size / entries
+        if self.expected_density > self.dense_density:  # too many: not worth rescoring one by one
+            self._dense(block, positions, topk)
             return
         self.blocks["filtered"] += 1
         self.rescored += rows.size
         if rows.size:
+            t0 = time.perf_counter()
             with self.times("rescore"):
-                exact = self._rescore(rows, cols, x_dev)
+                exact = self._rescore(rows, cols, block.x_dev)
             with self.times("select"):
                 topk.add_candidates(rows, positions[cols], exact)
+            self._cost["rescore"] = (time.perf_counter() - t0) / rows.size
+        self.filtering = self._filter_pays()
+
+    def _filter_pays(self):
+        """Whether filtering the next block is expected to beat scoring it densely."""
+        if self.expected_density > self.dense_density:
+            return False
+        if not self.measure_costs or "bf16" not in self._cost or "dense" not in self._cost:
+            return True  # not measured yet: try
+        filtered = self._cost["bf16"] + self.expected_density * self._cost.get("rescore", 0.0)
+        return filtered < self._cost["dense"]
+
+    def _dense(self, block, positions, topk):
+        """Every score in float32 (the first blocks, or when filtering does not pay)."""
+        self.blocks["dense"] += 1
+        x, t0 = block.x, time.perf_counter()
+        with self.times("gemm fp32"):
+            if self.on_cpu:
+                scores = np.matmul(self.queries_np, x.T,
+                                   out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
+            else:
+                scores = (self.queries @ block.x_dev.T).cpu().numpy()
+        self._cost["dense"] = (time.perf_counter() - t0) / max(1, scores.size)
+        check_finite(scores[0])
+        with self.times("select"):
+            topk.add(scores, positions)
+        with self.times("filter"):
+            # how many of these exact scores the filter would pass: the next
+            # block's expected candidate share
+            self.expected_density = self._passing_share(scores, topk.thresholds.astype(np.float64), block)
+        self.filtering = self._filter_pays()
+
+    def _passing_share(self, scores, thresholds, block):
+        if block.y_bf16 is not None:
+            self._normed = block
+        if not np.isfinite(thresholds).all():
+            return 1.0
+        # a block without a bf16 copy: the norms of the last one that had it,
+        # or those of unit rows
+        block = self._normed or Bf16Block(None, None, None, 1.0 + self.mu_norm, UB16 * (1.0 + self.mu_norm))
+        # an entry passes the filter at the latest when its exact score is above
+        # the threshold minus the bound's width (twice: above and below)
+        width = 2 * (self._eps(block) + REL * np.abs(thresholds - self.q_mu))
+        passing = np.greater_equal(scores, (thresholds - width)[:, None].astype(np.float32),
+                                   out=self._mask.view(scores.shape))
+        return np.count_nonzero(passing) / max(1, passing.size)
+
+    def _eps(self, block):
+        """eps_q of the module docstring at the block's norms: |y_b| <= |y| + |f|,
+        |x| <= |y| + |mu| (up to rounding, in SLACK)."""
+        y_b = block.y_max + block.f_max
+        x_max = block.y_max + self.mu_norm
+        return (
+            self.g * self.q_b_norm * y_b
+            + self.e_norm * y_b
+            + self.q_norm * block.f_max
+            + U32 * self.q_norm * (x_max + self.mu_norm)
+            + self.g * self.q_norm * (self.mu_norm + x_max)
+        ) * (1 + SLACK) + SAFETY
+
+    def _floor_bits(self, thresholds, block):
+        b = thresholds - self.q_mu - self._eps(block)
+        floor = np.where(b > 0, b / (1 + REL), b / (1 - REL)) - SAFETY
+        return bf16_floor_bits(floor)
 
     def _gemm(self, y_bf16):
         torch = self.torch
@@ -154,47 +251,6 @@ class Bf16Scorer:
             self._approx = torch.empty(shape[0] * shape[1], dtype=torch.bfloat16, device=self.device)
         out = self._approx[: shape[0] * shape[1]].view(shape)
         return torch.mm(self.queries_bf16, y_bf16.T, out=out)
-
-    def _dense(self, x, x_dev, positions, topk, y_max, x_max):
-        """Every score in float32 (the first blocks, or too many candidates)."""
-        self.blocks["dense"] += 1
-        with self.times("gemm fp32"):
-            if self.on_cpu:
-                scores = np.matmul(self.queries_np, x.T,
-                                   out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
-            else:
-                scores = (self.queries @ x_dev.T).cpu().numpy()
-        check_finite(scores[0])
-        with self.times("select"):
-            topk.add(scores, positions)
-        with self.times("filter"):
-            # how many of these exact scores the filter would pass: the next
-            # block's expected candidate share
-            self.expected_density = self._passing_share(scores, topk.thresholds.astype(np.float64), y_max, x_max)
-
-    def _passing_share(self, scores, thresholds, y_max, x_max):
-        if not np.isfinite(thresholds).all():
-            return 1.0
-        # an entry passes the filter at the latest when its exact score is above
-        # the threshold minus the bound's width (twice: above and below)
-        width = 2 * (self._eps(y_max, x_max) + REL * np.abs(thresholds - self.q_mu))
-        passing = np.greater_equal(scores, (thresholds - width)[:, None].astype(np.float32),
-                                   out=self._mask.view(scores.shape))
-        return np.count_nonzero(passing) / max(1, passing.size)
-
-    def _eps(self, y_max, x_max):
-        return (
-            self.g * self.q_b_norm * (1 + UB16) * y_max
-            + self.e_norm * (1 + UB16) * y_max
-            + UB16 * self.q_norm * y_max
-            + U32 * self.q_norm * (x_max + self.mu_norm)
-            + self.g * self.q_norm * (self.mu_norm + x_max)
-        ) * (1 + SLACK) + SAFETY
-
-    def _floor_bits(self, thresholds, y_max, x_max):
-        b = thresholds - self.q_mu - self._eps(y_max, x_max)
-        floor = np.where(b > 0, b / (1 + REL), b / (1 - REL)) - SAFETY
-        return bf16_floor_bits(floor)
 
     def _candidates(self, approx, floor_bits):
         """(query, column) of the entries at or above their query's floor, row-major."""
