@@ -5,11 +5,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# A user's --configfile replaces the demo configuration instead of being merged
-# into it (Snakemake would otherwise add the demo models to every run).
-if not workflow.overwrite_configfiles:
-
-    configfile: "config/config.yaml"
+# the demo; a --configfile replaces it (profiles/default: replace-workflow-config)
+configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
@@ -19,14 +16,11 @@ include: "rules/format.smk"
 include: "rules/evaluate.smk"
 
 
-exempt_loaded_objects_from_gc()
-
-
 rule all:
+    default_target: True
     input:
         get_final_output(),
     localrule: True
-    default_target: True
 
 
 onstart:
@@ -35,8 +29,3 @@ onstart:
 
 onsuccess:
     print_summary()
-    stop_rescheduling_timers()
-
-
-onerror:
-    stop_rescheduling_timers()

@@ -5,9 +5,7 @@ categories) at full ILIAS size: 2,232 queries x k = 1,000, 1,000 instances,
     python bench/bench_evaluation.py
 """
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -36,7 +36,7 @@ from data import generate
 from ilias_knn.block_reader import H5pyReader, block_reader
 from ilias_knn.engines import make_scorer, prepare_queries
 from ilias_knn.queries import read_model_queries
-from ilias_knn.search import open_shard, prepared_blocks
+from ilias_knn.shard_search import open_shard, prepared_blocks
 from ilias_knn.topk import TopK
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,19 +3,19 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from ilias_knn.config import config_errors, load_schema
-from ilias_knn.merged import FORMAT_VERSION as MERGED_FORMAT_VERSION
+from ilias_knn.config import check_config, load_schema
+from ilias_knn.merged_result import FORMAT_VERSION as MERGED_FORMAT_VERSION
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
-_problems = config_errors(config, load_schema(SCHEMA))
+# one pass: every problem listed, and the schema's defaults filled in
+_problems = check_config(config, load_schema(SCHEMA))
 if _problems:
     raise WorkflowError(
-        "Invalid configuration (see README, 'Configuration'):\n  - " + "\n  - ".join(_problems)
+        "Invalid configuration (see README, 'Configuration'):\n  - "
+        + "\n  - ".join(_problems)
     )
-validate(config, schema=str(SCHEMA))  # fills in the schema's defaults
 
 RESULTS = config["results_dir"].rstrip("/")
 MODELS = config["models"]
@@ -52,7 +52,9 @@ def get_distractor_hdf5(model, idx):
 
 
 def get_shard_names(model):
-    return ["positives"] + [f"distractors_{i:05d}" for i in range(get_num_distractors(model))]
+    return ["positives"] + [
+        f"distractors_{i:05d}" for i in range(get_num_distractors(model))
+    ]
 
 
 def get_shard_hdf5(model, shard):
@@ -92,7 +94,11 @@ def get_demo_outputs():
         "selected_ids": f"{out}/selected_ids.txt",
         "ground_truth": [
             f"{out}/image_ids/{name}"
-            for name in ("image_query_ids.txt", "text_query_ids.txt", "positive_ids.txt")
+            for name in (
+                "image_query_ids.txt",
+                "text_query_ids.txt",
+                "positive_ids.txt",
+            )
         ],
         "taxonomy": f"{out}/taxonomy.json",
     }
@@ -101,12 +107,20 @@ def get_demo_outputs():
 def get_configured_inputs():
     """(owner, config key, path) of every input file the configuration names."""
     for name, cfg in MODELS.items():
-        for key in ("query_hdf5", "text_query_hdf5", "positive_hdf5", "lin_adapt_path", "selected_ids"):
+        for key in (
+            "query_hdf5",
+            "text_query_hdf5",
+            "positive_hdf5",
+            "lin_adapt_path",
+            "selected_ids",
+        ):
             if cfg.get(key):
                 yield f"model {name}", key, cfg[key]
         total = get_num_distractors(name)
         for idx in range(total):
-            yield f"model {name}", f"distractor_hdf5 file {idx:05d} of {total}", get_distractor_hdf5(name, idx)
+            yield f"model {name}", f"distractor_hdf5 file {idx:05d} of {total}", get_distractor_hdf5(
+                name, idx
+            )
     if EVALUATE:
         yield "evaluation", "dataset_dir", f"{config['dataset_dir']}/image_ids/positive_ids.txt"
         if config.get("taxonomy"):
@@ -119,7 +133,9 @@ def check_inputs_exist():
     of a configuration whose inputs are gone. Stats only, no file is opened."""
     made_here = set()
     for paths in get_demo_outputs().values():
-        made_here.update(os.path.normpath(p) for p in ([paths] if isinstance(paths, str) else paths))
+        made_here.update(
+            os.path.normpath(p) for p in ([paths] if isinstance(paths, str) else paths)
+        )
     missing = [
         f"{owner}: {key}: {path}"
         for owner, key, path in get_configured_inputs()
@@ -170,7 +186,9 @@ def get_search_input(wildcards):
     selected ids when configured (positives are never filtered)."""
     cfg = MODELS[wildcards.model]
     if wildcards.stage:
-        inputs = {"expanded": f"{RESULTS}/{wildcards.model}/{wildcards.stage}expanded_queries.npz"}
+        inputs = {
+            "expanded": f"{RESULTS}/{wildcards.model}/{wildcards.stage}expanded_queries.npz"
+        }
     else:
         inputs = get_query_inputs(wildcards.model)
     inputs["shard"] = get_shard_hdf5(wildcards.model, wildcards.shard)
@@ -265,11 +283,19 @@ def get_eval_k(wildcards):
 
 
 def get_evaluation_reports():
-    return [f"{RESULTS}/{m}/evaluation{sfx}.json" for m in MODELS for sfx in get_query_set_suffixes(m)]
+    return [
+        f"{RESULTS}/{m}/evaluation{sfx}.json"
+        for m in MODELS
+        for sfx in get_query_set_suffixes(m)
+    ]
 
 
 def get_evaluation_keys():
-    return [[m, "text" if sfx else "image"] for m in MODELS for sfx in get_query_set_suffixes(m)]
+    return [
+        [m, "text" if sfx else "image"]
+        for m in MODELS
+        for sfx in get_query_set_suffixes(m)
+    ]
 
 
 def get_scale_curve_input(wildcards):
@@ -295,8 +321,12 @@ def get_curves(models):
                 {
                     "tsv": f"{RESULTS}/{model}/scale_curve{sfx}.tsv",
                     "label": label + (" without query expansion" if n else ""),
-                    "expanded_report": f"{RESULTS}/{model}/evaluation{sfx}.json" if n else None,
-                    "expanded_label": f"{label} with query expansion (n = {n})" if n else None,
+                    "expanded_report": (
+                        f"{RESULTS}/{model}/evaluation{sfx}.json" if n else None
+                    ),
+                    "expanded_label": (
+                        f"{label} with query expansion (n = {n})" if n else None
+                    ),
                 }
             )
     return curves
@@ -312,17 +342,21 @@ def get_plot_input(models):
     curves = get_curves(models)
     return {
         "curves": [c["tsv"] for c in curves],
-        "expanded_reports": [c["expanded_report"] for c in curves if c["expanded_report"]],
+        "expanded_reports": [
+            c["expanded_report"] for c in curves if c["expanded_report"]
+        ],
     }
 
 
 def get_plot_params(models):
-    return [{key: c[key] for key in ("label", "expanded_label")} for c in get_curves(models)]
+    return [
+        {key: c[key] for key in ("label", "expanded_label")} for c in get_curves(models)
+    ]
 
 
 def get_search_runtime(wildcards, input):
-    """Minutes for one shard search, from the shard file's size (a stat, no open):
-    generous for the CPU path (about 3 min per GB measured with bf16 on 2 cores)."""
+    """Minutes for one shard search, from the shard file's size (a stat, no open),
+    with room for the CPU path (bench/README.md has the rates)."""
     shard = Path(input.shard)
     shard_gb = shard.stat().st_size / 2**30 if shard.exists() else 2
     return int(15 + 10 * shard_gb)
@@ -353,33 +387,6 @@ def print_summary():
         table = pd.read_csv(path, sep="\t")
         markdown = table.to_markdown(index=False, floatfmt=".2f")
         print(f"\nILIAS evaluation ({path}):\n{markdown}")
-
-
-def exempt_loaded_objects_from_gc():
-    """Snakemake's heap at parse time (its modules, pandas, SQLAlchemy, pydantic:
-    110,000 objects after importing Snakemake alone) lives as long as the run. Frozen, the
-    garbage collector no longer scans it: measured here, the interpreter's
-    teardown after the last job took 0.4-0.6 s, and 0.08 s frozen. Frozen
-    objects are still freed by reference counting."""
-    import gc
-
-    gc.freeze()
-
-
-def stop_rescheduling_timers():
-    """Once the run is over, cancel the scheduler's pending re-evaluation timers.
-    Snakemake 9's job rate limiter (--max-jobs-per-timespan, default 100/1s)
-    starts a 1-s non-daemon threading.Timer per scheduling round, and Python
-    waits for the last one before exiting: measured here, every run ended
-    1.4-1.6 s after its last job instead of 0.6 s."""
-    import threading
-
-    for thread in threading.enumerate():
-        function = getattr(thread, "function", None)
-        if isinstance(thread, threading.Timer) and "JobScheduler._schedule_reevalutation" in getattr(
-            function, "__qualname__", ""
-        ):
-            thread.cancel()
 
 
 def validate_inputs():

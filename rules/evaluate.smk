@@ -7,19 +7,19 @@ rule evaluate:
         unpack(get_evaluate_input),
     output:
         report=f"{RESULTS}/{{model}}/evaluation{{query_set_suffix}}.json",
-    params:
-        dataset_dir=config.get("dataset_dir"),
-        eval_k=get_eval_k,
-        query_set=get_query_set,
     log:
         f"{RESULTS}/{{model}}/logs/evaluation{{query_set_suffix}}.log",
     benchmark:
         f"{RESULTS}/{{model}}/benchmarks/evaluation{{query_set_suffix}}.tsv"
+    conda:
+        "../envs/knn.yaml"
     resources:
         mem_mb=4096,
         runtime=30,
-    conda:
-        "../envs/knn.yaml"
+    params:
+        dataset_dir=config.get("dataset_dir"),
+        eval_k=get_eval_k,
+        query_set=get_query_set,
     script:
         "../scripts/evaluate.py"
 
@@ -33,8 +33,6 @@ rule summarize:
             caption="report/summary.rst",
             category="Summary",
         ),
-    params:
-        report_keys=get_evaluation_keys(),
     log:
         f"{RESULTS}/logs/summarize.log",
     benchmark:
@@ -42,6 +40,8 @@ rule summarize:
     localrule: True
     conda:
         "../envs/knn.yaml"
+    params:
+        report_keys=get_evaluation_keys(),
     script:
         "../scripts/summarize.py"
 
@@ -51,21 +51,21 @@ rule scale_curve:
         unpack(get_scale_curve_input),
     output:
         tsv=f"{RESULTS}/{{model}}/scale_curve{{query_set_suffix}}.tsv",
+    log:
+        f"{RESULTS}/{{model}}/logs/scale_curve{{query_set_suffix}}.log",
+    benchmark:
+        f"{RESULTS}/{{model}}/benchmarks/scale_curve{{query_set_suffix}}.tsv"
+    conda:
+        "../envs/knn.yaml"
+    resources:
+        mem_mb=4096,
+        runtime=60,
     params:
         dataset_dir=config.get("dataset_dir"),
         eval_k=get_eval_k,
         k=get_model_param("k"),
         scale_points=config["scale_points"],
         query_set=get_query_set,
-    log:
-        f"{RESULTS}/{{model}}/logs/scale_curve{{query_set_suffix}}.log",
-    benchmark:
-        f"{RESULTS}/{{model}}/benchmarks/scale_curve{{query_set_suffix}}.tsv"
-    resources:
-        mem_mb=4096,
-        runtime=60,
-    conda:
-        "../envs/knn.yaml"
     script:
         "../scripts/scale_curve.py"
 
@@ -79,9 +79,6 @@ rule plot_model_scale_curve:
             caption="report/scale_curve.rst",
             category="Scale curves",
         ),
-    params:
-        curves=lambda wildcards: get_plot_params([wildcards.model]),
-        title=lambda wildcards: get_curves_title([wildcards.model], f"{wildcards.model}: "),
     log:
         f"{RESULTS}/{{model}}/logs/plot_scale_curve.log",
     benchmark:
@@ -89,6 +86,11 @@ rule plot_model_scale_curve:
     localrule: True
     conda:
         "../envs/knn.yaml"
+    params:
+        curves=lambda wildcards: get_plot_params([wildcards.model]),
+        title=lambda wildcards: get_curves_title(
+            [wildcards.model], f"{wildcards.model}: "
+        ),
     script:
         "../scripts/plot_scale_curves.py"
 
@@ -102,9 +104,6 @@ rule plot_all_scale_curves:
             caption="report/scale_curves.rst",
             category="Scale curves",
         ),
-    params:
-        curves=get_plot_params(list(MODELS)),
-        title=get_curves_title(list(MODELS), ""),
     log:
         f"{RESULTS}/logs/plot_scale_curves.log",
     benchmark:
@@ -112,5 +111,8 @@ rule plot_all_scale_curves:
     localrule: True
     conda:
         "../envs/knn.yaml"
+    params:
+        curves=get_plot_params(list(MODELS)),
+        title=get_curves_title(list(MODELS), ""),
     script:
         "../scripts/plot_scale_curves.py"

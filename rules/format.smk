@@ -3,17 +3,17 @@ rule format_results:
         merged=get_final_merged,
     output:
         results=f"{RESULTS}/{{model}}/{{result_file}}",
-    params:
-        save_as=get_model_param("save_as"),
-        query_set=get_result_file_query_set,
     log:
         f"{RESULTS}/{{model}}/logs/format_{{result_file}}.log",
     benchmark:
         f"{RESULTS}/{{model}}/benchmarks/format_{{result_file}}.tsv"
+    conda:
+        "../envs/knn.yaml"
     resources:
         mem_mb=4096,
         runtime=30,
-    conda:
-        "../envs/knn.yaml"
+    params:
+        save_as=get_model_param("save_as"),
+        query_set=get_result_file_query_set,
     script:
         "../scripts/format_results.py"

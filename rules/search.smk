@@ -8,19 +8,19 @@ rule search_shard:
         unpack(get_search_input),
     output:
         partial=f"{RESULTS}/{{model}}/{{stage}}shards/{{shard}}.npz",
-    params:
-        k=get_model_param("k"),
     log:
         f"{RESULTS}/{{model}}/logs/{{stage}}search_{{shard}}.log",
     benchmark:
         f"{RESULTS}/{{model}}/benchmarks/{{stage}}search_{{shard}}.tsv"
-    threads: config["search_threads"]
-    resources:
-        mem_mb=get_search_mem_mb,
-        runtime=get_search_runtime,
-        **get_search_gpu(),
     conda:
         "../envs/knn.yaml"
+    threads: config["search_threads"]
+    resources:
+        **get_search_gpu(),
+        mem_mb=get_search_mem_mb,
+        runtime=get_search_runtime,
+    params:
+        k=get_model_param("k"),
     script:
         "../scripts/search_shard.py"
 
@@ -30,21 +30,21 @@ rule merge_shards:
         unpack(get_merge_input),
     output:
         merged=f"{RESULTS}/{{model}}/{{stage}}merged.npz",
+    log:
+        f"{RESULTS}/{{model}}/logs/{{stage}}merge.log",
+    benchmark:
+        f"{RESULTS}/{{model}}/benchmarks/{{stage}}merge.tsv"
+    conda:
+        "../envs/knn.yaml"
+    resources:
+        mem_mb=2048,
+        runtime=30,
     params:
         k=get_model_param("k"),
         adapter=get_model_param("lin_adapt_path", ""),
         selected_ids=get_model_param("selected_ids", ""),
         # a new merged-file format reruns the merges (and what reads them)
         format_version=MERGED_FORMAT_VERSION,
-    log:
-        f"{RESULTS}/{{model}}/logs/{{stage}}merge.log",
-    benchmark:
-        f"{RESULTS}/{{model}}/benchmarks/{{stage}}merge.tsv"
-    resources:
-        mem_mb=2048,
-        runtime=30,
-    conda:
-        "../envs/knn.yaml"
     script:
         "../scripts/merge_shards.py"
 
@@ -54,18 +54,18 @@ rule expand_queries:
         unpack(get_expand_input),
     output:
         queries=f"{RESULTS}/{{model}}/qe{{n}}/expanded_queries.npz",
-    params:
-        n=lambda wildcards: int(wildcards.n),
     log:
         f"{RESULTS}/{{model}}/logs/qe{{n}}/expand_queries.log",
     benchmark:
         f"{RESULTS}/{{model}}/benchmarks/qe{{n}}/expand_queries.tsv"
     wildcard_constraints:
         n=r"[1-9]\d*",
+    conda:
+        "../envs/knn.yaml"
     resources:
         mem_mb=4096,
         runtime=30,
-    conda:
-        "../envs/knn.yaml"
+    params:
+        n=lambda wildcards: int(wildcards.n),
     script:
         "../scripts/expand_queries.py"

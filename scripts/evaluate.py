@@ -7,7 +7,7 @@ import orjson
 from ilias_knn.atomic import atomic_output
 from ilias_knn.evaluation import evaluate_merged, read_ground_truth
 from ilias_knn.logs import run_logged
-from ilias_knn.merged import load_merged
+from ilias_knn.merged_result import load_merged
 
 
 def main(snakemake):

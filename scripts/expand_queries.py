@@ -8,7 +8,7 @@ from ilias_knn.adapter import load_adapter
 from ilias_knn.errors import InputError
 from ilias_knn.expansion import expand, neighbour_vectors
 from ilias_knn.logs import run_logged
-from ilias_knn.merged import load_merged
+from ilias_knn.merged_result import load_merged
 from ilias_knn.queries import Queries, read_model_queries, save_queries
 from ilias_knn.engines import prepare_queries
 

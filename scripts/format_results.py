@@ -5,7 +5,7 @@ import logging
 
 from ilias_knn.formats import write_results
 from ilias_knn.logs import run_logged
-from ilias_knn.merged import load_merged
+from ilias_knn.merged_result import load_merged
 
 
 def main(snakemake):

@@ -4,7 +4,7 @@ import logging
 
 from ilias_knn.logs import run_logged
 from ilias_knn.merge import merge_partials
-from ilias_knn.merged import save_merged
+from ilias_knn.merged_result import save_merged
 from ilias_knn.partials import file_digest
 
 

@@ -8,7 +8,7 @@ from ilias_knn.engines import choose_scoring, make_scorer, prepare_queries, reso
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
 from ilias_knn.queries import load_queries, read_model_queries
-from ilias_knn.search import search_shard
+from ilias_knn.shard_search import search_shard
 from ilias_knn.selection import load_selected_ids
 
 

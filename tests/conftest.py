@@ -141,19 +141,8 @@ def run_snakemake(workdir, *args, config=None, check=True, timeout=600):
     return proc
 
 
-def planned_jobs(workdir, *args, config=None):
-    """Jobs a dry run would execute: {rule: count} from the summary table."""
-    proc = run_snakemake(workdir, "-n", "--quiet", "rules", *args, config=config)
-    counts = {}
-    for line in (proc.stdout + proc.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def planned_job_list(workdir, *args, config=None):
-    """(rule, output) pairs a dry run would execute."""
+    """(rule, output) pairs a dry run would execute (the rule all included)."""
     proc = run_snakemake(workdir, "-n", "--printshellcmds", *args, config=config)
     out, rule = [], None
     for line in (proc.stdout + proc.stderr).splitlines():
@@ -164,6 +153,18 @@ def planned_job_list(workdir, *args, config=None):
             for path in line[len("output:"):].split(","):
                 out.append((rule, os.path.relpath(path.strip(), workdir) if os.path.isabs(path.strip()) else path.strip()))
     return sorted(out)
+
+
+def planned_jobs(workdir, config):
+    """(rule, output) of the jobs a dry run would execute, but the rule all."""
+    return [(rule, out) for rule, out in planned_job_list(workdir, config=config) if rule != "all"]
+
+
+def changed(config, model, **changes):
+    """A copy of ``config`` with one model's settings changed."""
+    new = json.loads(json.dumps(config))
+    new["models"][model].update(changes)
+    return new
 
 
 def small_dataset(directory, seed=3):

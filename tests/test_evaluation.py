@@ -196,7 +196,7 @@ def test_eval_k_above_a_models_k_evaluates_at_that_k(eval_run):
 
 def test_evaluation_at_more_than_the_database_caps_k_at_the_list():
     from ilias_knn.evaluation import GroundTruth, evaluate_merged
-    from ilias_knn.merged import MergedResult
+    from ilias_knn.merged_result import MergedResult
 
     gt = GroundTruth(np.array(["a/1", "a/2", "b/1"]), np.array(["a", "a", "b"]), np.full(3, 0.1),
                      np.full(3, 10.0), {"a": 2, "b": 1}, {})

@@ -23,7 +23,7 @@ from ilias_knn.formats import write_json
 from ilias_knn.merge import merge_partials
 from ilias_knn.partials import save_partial
 from ilias_knn.engines import prepare_queries
-from ilias_knn.search import search_shard
+from ilias_knn.shard_search import search_shard
 
 CLI = [sys.executable, str(REPO / "scripts" / "search.py")]
 
@@ -86,10 +86,6 @@ def test_cli_bad_flag_value_is_refused(tmp_path):
 # ----------------------------------------------------------------------------
 # Bad input found before any search starts
 # ----------------------------------------------------------------------------
-def searched_shards(workdir, model):
-    return sorted(p.name for p in (workdir / "results" / model / "shards").glob("*.npz"))
-
-
 @pytest.mark.parametrize("fault", ["distractor_dim", "text_dim", "no_index", "empty_selection"])
 def test_cheap_checks_fail_before_any_search(tmp_path, dataset, fault):
     cfg = model_config(dataset, total_distractors=3, k=10)
@@ -417,6 +413,6 @@ def test_missing_inputs_fail_every_run_and_keep_results(finished_adapted_run, ca
     assert proc.returncode != 0, out
     assert f"{len(missing)} configured input file(s) do not exist" in out, out
     for path in missing:
-        assert f"model m: " in out and path in out, (path, out)
+        assert "model m: " in out and path in out, (path, out)
     assert "Nothing to be done" not in out
     assert results_snapshot(work / "results") == before

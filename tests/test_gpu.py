@@ -7,7 +7,7 @@ from conftest import assert_topk_matches, brute_force, model_config
 from ilias_knn import features
 from ilias_knn.adapter import load_adapter
 from ilias_knn.engines import make_scorer, prepare_queries, resolve_device
-from ilias_knn.search import search_shard
+from ilias_knn.shard_search import search_shard
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 

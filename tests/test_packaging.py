@@ -1,6 +1,7 @@
 """Set-up promises: one package list, README commands are what CI runs."""
 
 import re
+from pathlib import Path
 
 import yaml
 
@@ -35,3 +36,12 @@ def test_ci_runs_the_readme_commands_verbatim():
 
 def test_torch_is_pinned_to_the_local_cpu_build():
     assert "torch==2.13.0" in requirement_lines((REPO / "requirements.txt").read_text())
+
+
+def test_snakemake_files_are_snakefmt_formatted():
+    import subprocess
+    import sys
+
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    proc = subprocess.run([str(snakefmt), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

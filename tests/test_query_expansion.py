@@ -1,14 +1,13 @@
 """Text queries (same pass as image queries) and query expansion (a second
 search with expanded queries) against a float64 reference written here."""
 
-import json
 
 import numpy as np
 import pytest
 
 from conftest import (
     assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config,
-    planned_job_list, run_snakemake, small_dataset,
+    changed, planned_jobs, run_snakemake, small_dataset,
 )
 from ilias_knn.expansion import expand
 
@@ -80,22 +79,12 @@ def test_expansion_changes_the_ranking(qe_run):
     assert plain != expanded
 
 
-def dry(work, config):
-    return [(r, o) for r, o in planned_job_list(work, config=config) if r != "all"]
-
-
-def changed(config, model, **changes):
-    new = json.loads(json.dumps(config))
-    new["models"][model].update(changes)
-    return {key: value for key, value in new.items()}
-
-
 SHARDS = ["positives"] + [f"distractors_{i:05d}" for i in range(3)]
 
 
 def test_changing_n_reruns_only_the_second_round(qe_run):
     work, _, config = qe_run
-    jobs = dry(work, changed(config, "qe1", query_expansion=2))
+    jobs = planned_jobs(work, changed(config, "qe1", query_expansion=2))
     assert jobs == sorted(
         [("expand_queries", "results/qe1/qe2/expanded_queries.npz"),
          ("merge_shards", "results/qe1/qe2/merged.npz"),
@@ -104,7 +93,7 @@ def test_changing_n_reruns_only_the_second_round(qe_run):
         + [("search_shard", f"results/qe1/qe2/shards/{s}.npz") for s in SHARDS]
     )
     # switching expansion off reuses the first round entirely: only formatting
-    assert dry(work, changed(config, "qe1", query_expansion=0)) == [
+    assert planned_jobs(work, changed(config, "qe1", query_expansion=0)) == [
         ("format_results", "results/qe1/similarities.json"),
         ("format_results", "results/qe1/similarities_text.json"),
     ]
@@ -115,7 +104,7 @@ def test_adding_text_queries_reruns_that_models_search_once(qe_run):
     new = changed(config, "text_only")
     del new["models"]["text_only"]["text_query_hdf5"]
     # removing them (and, symmetrically, adding them) changes the one-pass search
-    jobs = dry(work, new)
+    jobs = planned_jobs(work, new)
     assert jobs == sorted(
         [("search_shard", f"results/text_only/shards/{s}.npz") for s in SHARDS]
         + [("merge_shards", "results/text_only/merged.npz"),

@@ -13,12 +13,12 @@ from ilias_knn.demo import write_feature_file
 from ilias_knn.errors import InputError
 from ilias_knn.formats import write_json, write_pickle
 from ilias_knn.merge import merge_partials
-from ilias_knn.merged import load_merged, save_merged
+from ilias_knn.merged_result import load_merged, save_merged
 from ilias_knn.partials import check_partial_meta, load_partial, save_partial
 from ilias_knn.engines import make_scorer, prepare_queries
 from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.scoring import TorchFp32Scorer
-from ilias_knn.search import search_shard
+from ilias_knn.shard_search import search_shard
 from ilias_knn.selection import load_selected_ids
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from conftest import (
-    REPO, assert_topk_matches, brute_force, load_result, model_config, planned_job_list, run_snakemake,
+    REPO, assert_topk_matches, brute_force, changed, load_result, model_config, planned_job_list, planned_jobs,
+    run_snakemake,
     small_dataset,
 )
 from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
@@ -68,20 +69,6 @@ def jobs_for(model, shards=(), merge=True, fmt=None):
     return jobs
 
 
-def expect(*groups):
-    return sorted([job for group in groups for job in group] + [("all", "")]) if groups else []
-
-
-def dry(work, config):
-    return [(r, o) for r, o in planned_job_list(work, config=config) if r != "all"]
-
-
-def variant(config, model, **changes):
-    new = json.loads(json.dumps(config))
-    new["models"][model].update(changes)
-    return new
-
-
 D = [f"distractors_{i:05d}" for i in range(3)]
 
 
@@ -90,25 +77,25 @@ def test_incremental_job_lists(finished_run):
     # adding a model runs only that model's jobs
     added = json.loads(json.dumps(config))
     added["models"]["new"] = model_config(data, total_distractors=1, k=10)
-    assert dry(work, added) == sorted(jobs_for("new", ["positives", D[0]]))
+    assert planned_jobs(work, added) == sorted(jobs_for("new", ["positives", D[0]]))
     # k of one model: that model's searches, merge and format
-    assert dry(work, variant(config, "plain", k=41)) == sorted(jobs_for("plain", ["positives", *D[:2]]))
+    assert planned_jobs(work, changed(config, "plain", k=41)) == sorted(jobs_for("plain", ["positives", *D[:2]]))
     # selected ids: only the distractor shards are filtered, positives are reused
     shutil.copy(data["selected_ids"], work / "selected_c.txt")
-    assert dry(work, variant(config, "adapted", selected_ids=str(work / "selected_c.txt"))) == sorted(
+    assert planned_jobs(work, changed(config, "adapted", selected_ids=str(work / "selected_c.txt"))) == sorted(
         jobs_for("adapted", D, fmt="similarities.pkl"))
     # queries of one model
-    assert dry(work, variant(config, "huge_k", query_hdf5=data["positive_hdf5"])) == sorted(
+    assert planned_jobs(work, changed(config, "huge_k", query_hdf5=data["positive_hdf5"])) == sorted(
         jobs_for("huge_k", ["positives"]))
     # output format or name: the format job only
-    assert dry(work, variant(config, "plain", save_as="pickle")) == [
+    assert planned_jobs(work, changed(config, "plain", save_as="pickle")) == [
         ("format_results", "results/plain/similarities.pkl")]
-    assert dry(work, variant(config, "plain", save_name="run2")) == [
+    assert planned_jobs(work, changed(config, "plain", save_name="run2")) == [
         ("format_results", "results/plain/run2.json")]
     # scoring kernel, device, threads: nothing (the results are the same)
-    assert dry(work, dict(config, scoring="fp32", device="auto", search_threads=2)) == []
+    assert planned_jobs(work, dict(config, scoring="fp32", device="auto", search_threads=2)) == []
     # more distractor files: only the new shard, then merge and format
-    assert dry(work, variant(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
+    assert planned_jobs(work, changed(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
 
 
 def test_changed_adapter_file_reruns_only_that_model(finished_run):
@@ -116,7 +103,7 @@ def test_changed_adapter_file_reruns_only_that_model(finished_run):
     time.sleep(1.1)
     write_adapter(work / "adapter_b.pth", 32, 24, seed=99)
     try:
-        assert dry(work, config) == sorted(jobs_for("adapted", ["positives", *D], fmt="similarities.pkl"))
+        assert planned_jobs(work, config) == sorted(jobs_for("adapted", ["positives", *D], fmt="similarities.pkl"))
         run_snakemake(work, config=config)
         qids, ids, sims = load_result(work / "results/adapted/similarities.pkl")
         assert_topk_matches(qids, ids, sims, brute_force(config["models"]["adapted"]))

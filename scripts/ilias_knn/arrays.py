@@ -6,11 +6,10 @@ from .errors import InputError
 
 
 def sorted_unique(values, bound=None):
-    """Sorted unique values of a non-negative integer array. With ``bound`` (all
+    """Sorted unique values of a non-negative integer array: with ``bound`` (all
     values < bound) not much larger than the array, one pass over a bound-sized
-    mask (5 ms for 2,000 x 1,000 row numbers of a 100,000-row shard here);
-    otherwise a sort (0.04-0.08 s; np.unique's default, hash-based in numpy 2.4,
-    took 1.5 s)."""
+    mask; otherwise a sort (numpy 2's default np.unique hashes, far slower on
+    millions of row numbers)."""
     flat = np.asarray(values).ravel()
     if bound is not None and 0 < bound <= 16 * flat.size:
         seen = np.zeros(bound, dtype=bool)
@@ -24,8 +23,7 @@ def sorted_unique(values, bound=None):
 
 class ReusedBuffer:
     """One flat buffer, grown when needed, handed out as arrays of the shape
-    asked for: per-block arrays reuse memory instead of fresh pages (the first
-    touch of fresh memory cost 0.6-1.8 ms per MB on this project's machine)."""
+    asked for: per-block arrays reuse memory instead of faulting in fresh pages."""
 
     def __init__(self, dtype):
         self._flat = np.empty(0, dtype=dtype)
@@ -40,10 +38,9 @@ class ReusedBuffer:
 def unique_inverse(values, bound=None):
     """(sorted unique values, index of each value in them, shaped like values) of
     a non-negative integer array. With ``bound`` (all values < bound) at most 4x
-    the array's size: a bound-sized mask and its running count (0.02 s on 2,000
-    x 1,000 positions among 805,000 here). Otherwise value and index share one
-    uint64 sort key when they fit (numpy's SIMD sort: 0.05-0.18 s, against 0.29 s
-    for an argsort, the last fallback)."""
+    the array's size: a bound-sized mask and its running count. Otherwise value
+    and index share one uint64 sort key when they fit (numpy's SIMD sort beats
+    an argsort, the last fallback)."""
     values = np.asarray(values)
     flat = values.ravel()
     if bound is not None and 0 < bound <= 4 * flat.size:
@@ -73,8 +70,8 @@ def unique_inverse(values, bound=None):
 def repeated_values(values):
     """The values of a fixed-width bytes array (numpy "S") that occur more than
     once. Each value is hashed to a uint64 (its 8-byte words, FNV-style), the
-    hashes are sorted, and only values whose hashes repeat are compared exactly:
-    0.1 s on 2 M ids here against 0.2-0.7 s for sorting the strings."""
+    hashes are sorted, and only values whose hashes repeat are compared exactly
+    (cheaper than sorting the strings)."""
     values = np.ascontiguousarray(values)
     if values.dtype.kind != "S":
         values = np.char.encode(values.astype(str), "utf-8")

@@ -8,7 +8,7 @@ import numpy as np
 
 from .arrays import repeated_values, unique_inverse
 from .errors import InputError
-from .merged import MergedResult
+from .merged_result import MergedResult
 from .partials import check_partial_meta, load_partial
 from .topk import MAX_POSITION, TopK
 
@@ -33,7 +33,7 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
     stops = set(stops or [len(paths)])
     topk = query_ids = query_sets = None
     rows_kept, shards = 0, []
-    first_position = 0  # of each partial's row 0 in the database (merged.py)
+    first_position = 0  # of each partial's row 0 in the database (merged_result.py)
     for ordinal, (path, (meta, arrays)) in enumerate(zip(paths, _prefetched(paths))):
         check_partial_meta(path, meta, expected_meta.get(path, {}))
         if query_ids is None:

@@ -10,9 +10,6 @@ from . import features
 from .atomic import atomic_output
 from .errors import InputError
 
-IMAGE, TEXT = "image", "text"
-
-
 @dataclass
 class Queries:
     feats: np.ndarray  # nq x d float32; adapted already when ``adapted``
@@ -20,11 +17,14 @@ class Queries:
     sets: list  # [[name, start, stop], ...]: rows of each query set
     adapted: bool = False
 
-    def rows_of(self, name):
-        for set_name, start, stop in self.sets:
-            if set_name == name:
-                return slice(start, stop)
-        raise KeyError(f"no query set {name!r} (have {[s[0] for s in self.sets]})")
+
+def check_query_dims(path, name, dim, first_path, first_dim):
+    """Every query set of a model must have the first one's dimension."""
+    if dim != first_dim:
+        raise InputError(
+            f"{path}: {name} queries are {dim}-d but {first_path} has {first_dim}-d queries. "
+            "Both query files of a model must come from the same model (same embedding space)."
+        )
 
 
 def read_query_sets(paths):
@@ -33,12 +33,8 @@ def read_query_sets(paths):
     first_path = None
     for name, path in paths.items():
         _, set_feats, set_ids = features.read_all(path)
-        if first_path is not None and set_feats.shape[1] != feats[0].shape[1]:
-            raise InputError(
-                f"{path}: {name} queries are {set_feats.shape[1]}-d but {first_path} has "
-                f"{feats[0].shape[1]}-d queries. Both query files of a model must come from the "
-                "same model (same embedding space)."
-            )
+        if first_path is not None:
+            check_query_dims(path, name, set_feats.shape[1], first_path, feats[0].shape[1])
         first_path = first_path or path
         feats.append(set_feats)
         ids.append(set_ids)
@@ -49,9 +45,9 @@ def read_query_sets(paths):
 
 def read_model_queries(image_path, text_path=None):
     """A model's query sets: image queries, then text queries when given."""
-    paths = {IMAGE: image_path}
+    paths = {"image": image_path}
     if text_path:
-        paths[TEXT] = text_path
+        paths["text"] = text_path
     return read_query_sets(paths)
 
 

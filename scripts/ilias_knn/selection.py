@@ -16,11 +16,22 @@ def load_selected_ids(path):
         ids = [line.strip() for line in fh]
     ids = np.unique(np.array([i for i in ids if i], dtype=str))
     if ids.size == 0:
-        raise InputError(
-            f"{path}: selected-ids file is empty. List one distractor id per line, "
-            "or remove selected_ids from the model's config to search every distractor."
-        )
+        raise empty_selection(path)
     return ids
+
+
+def check_not_empty(path):
+    """Refuse a selected-ids file without an id (reads it only to its first one)."""
+    with open(path, "rb") as fh:
+        if not any(line.strip() for line in fh):
+            raise empty_selection(path)
+
+
+def empty_selection(path):
+    return InputError(
+        f"{path}: selected-ids file is empty. List one distractor id per line, "
+        "or remove selected_ids from the model's config to search every distractor."
+    )
 
 
 def _is_member(sorted_ids, candidates):

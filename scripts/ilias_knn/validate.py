@@ -1,61 +1,45 @@
 """Checks of a model's inputs that are cheap (HDF5 headers, the small adapter
 file), run once before any job starts so that a typo fails in seconds, not
-after an hour of searching. Feature values (NaN/inf) are checked while searching."""
+after an hour of searching. Each check is the one the jobs run (their
+messages are the same); feature values (NaN/inf) are checked while searching."""
 
 from pathlib import Path
 
 from . import features
-from .adapter import load_adapter
+from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
-
-
-def _header(path, problems):
-    if not Path(path).exists():  # made by an earlier rule (the demo), else Snakemake reports it
-        return None
-    try:
-        return features.describe(path)
-    except InputError as exc:
-        problems.append(str(exc))
-        return None
+from .queries import check_query_dims
+from .selection import check_not_empty
 
 
 def model_input_problems(name, cfg, shard_paths):
-    """Problems of one model's inputs, one line each (empty when all is well)."""
+    """Problems of one model's inputs, one line each (empty when all is well).
+    Files not there yet (made by an earlier rule: the demo) are skipped."""
     problems = []
-    queries = _header(cfg["query_hdf5"], problems)
-    text = _header(cfg["text_query_hdf5"], problems) if cfg.get("text_query_hdf5") else None
-    if queries and text and text.dim != queries.dim:
-        problems.append(
-            f"{text.path}: text queries are {text.dim}-d but {queries.path} has {queries.dim}-d queries. "
-            "Both query files of a model must come from the same model."
-        )
-    adapter = None
-    if cfg.get("lin_adapt_path") and Path(cfg["lin_adapt_path"]).exists():
+
+    def check(function, *args):
         try:
-            adapter = load_adapter(cfg["lin_adapt_path"])
+            return function(*args)
         except InputError as exc:
             problems.append(str(exc))
-    if queries and adapter is not None and adapter.in_dim != queries.dim:
-        problems.append(
-            f"{cfg['lin_adapt_path']}: adapter expects {adapter.in_dim}-d input but {queries.path} has "
-            f"{queries.dim}-d features. Use the adapter trained for this model's features."
-        )
+            return None
+
+    def header(path):
+        return check(features.describe, path) if Path(path).exists() else None
+
+    queries = header(cfg["query_hdf5"])
+    text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
+    if queries and text:
+        check(check_query_dims, text.path, "text", text.dim, queries.path, queries.dim)
+    adapter_path = cfg.get("lin_adapt_path")
+    adapter = check(load_adapter, adapter_path) if adapter_path and Path(adapter_path).exists() else None
+    if queries and adapter is not None:
+        check(check_adapter_dim, adapter, queries.dim, adapter_path, queries.path)
     for path in shard_paths:
-        shard = _header(path, problems)
-        if shard and queries and shard.dim != queries.dim:
-            problems.append(
-                f"{path}: database vectors are {shard.dim}-d but the queries are {queries.dim}-d "
-                f"({queries.path}). Queries and database must come from the same model."
-            )
+        shard = header(path)
+        if shard and queries:
+            check(features.check_database_dim, path, shard.dim, queries.dim, queries.path)
     selected = cfg.get("selected_ids")
-    if selected and Path(selected).is_file() and not _has_an_id(selected):
-        problems.append(
-            f"{selected}: selected-ids file is empty. List one distractor id per line, or remove "
-            "selected_ids from the model's config to search every distractor."
-        )
+    if selected and Path(selected).is_file():
+        check(check_not_empty, selected)
     return [f"model {name}: {problem}" for problem in problems]
-
-
-def _has_an_id(path):
-    with open(path, "rb") as fh:
-        return any(line.strip() for line in fh)

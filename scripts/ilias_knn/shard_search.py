@@ -64,11 +64,7 @@ def open_shard(path, query_dim, adapter=None, adapter_path=None):
         if adapter is not None:
             check_adapter_dim(adapter, info.dim, adapter_path, path)
             db_dim = adapter.out_dim
-        if db_dim != query_dim:
-            raise InputError(
-                f"{path}: database vectors are {db_dim}-d but the queries are {query_dim}-d. "
-                "Queries and database must come from the same model (and the same adapter)."
-            )
+        features.check_database_dim(path, db_dim, query_dim)
         yield Shard(str(path), handle, info)
 
 
