@@ -362,10 +362,23 @@ def get_search_runtime(wildcards, input):
     return int(15 + 10 * shard_gb)
 
 
+def get_search_threads():
+    """Threads of a shard search: BLAS and decoding threads on the CPU; on a
+    GPU, the decoding threads that feed it."""
+    return (
+        config["gpu_threads"]
+        if config["device"] == "cuda"
+        else config["search_threads"]
+    )
+
+
 def get_search_gpu():
-    """GPU request for shard searches: only when device is cuda (auto cannot know
+    """GPU request for shard searches, with the cores that decode for the GPU
+    (SLURM: --gpus, --cpus-per-gpu): only when device is cuda (auto cannot know
     at planning time whether the cluster's nodes have one)."""
-    return {"gpu": 1} if config["device"] == "cuda" else {}
+    if config["device"] != "cuda":
+        return {}
+    return {"gpu": 1, "cpus_per_gpu": config["gpu_threads"]}
 
 
 def get_search_mem_mb(wildcards, threads):

@@ -14,7 +14,7 @@ rule search_shard:
         f"{RESULTS}/{{model}}/benchmarks/{{stage}}search_{{shard}}.tsv"
     conda:
         "../envs/knn.yaml"
-    threads: config["search_threads"]
+    threads: get_search_threads()
     resources:
         **get_search_gpu(),
         mem_mb=get_search_mem_mb,

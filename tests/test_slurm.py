@@ -63,8 +63,9 @@ def run_id(output):
     return re.search(r"SLURM run ID: (\S+)", output).group(1)
 
 
-def accounting(run):
-    """(rule, state) of every SLURM job of one Snakemake run, from sacct."""
+def accounting(run, with_ids=False):
+    """(rule, state) of every SLURM job of one Snakemake run, from sacct; with
+    ``with_ids``, (rule, state, job id): an array task's is JOBID_INDEX."""
     out = subprocess.run(["sacct", "-n", "-X", "-P", "--name", run, "-o", "JobID,State,Comment"],
                          capture_output=True, text=True, check=True).stdout
     jobs = []
@@ -74,8 +75,12 @@ def accounting(run):
         name = rule.group(1) if rule else comment
         # a group job is named after its group and rule: "search_search_shard"
         name = "search_shard" if name.endswith("search_shard") else name
-        jobs.append((name, state.split()[0]))
+        jobs.append((name, state.split()[0], job_id) if with_ids else (name, state.split()[0]))
     return jobs
+
+
+def array_task(job_id):
+    return re.fullmatch(r"\d+_\d+", job_id) is not None
 
 
 def final_state(job_id, timeout=60):
@@ -90,25 +95,49 @@ def final_state(job_id, timeout=60):
     return ""
 
 
-def test_every_job_runs_on_slurm_and_results_are_exact(cluster, tmp_path):
-    data = make_dataset(tmp_path / "data", num_instances=6, distractor_rows=(400, 300, 200), dim=32, seed=11)
-    cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=3, k=25)}}
-    out = snakemake_slurm(tmp_path, config=cfg)
-    jobs = accounting(run_id(out))
-    assert sorted(jobs) == sorted([("format_results", "COMPLETED"), ("merge_shards", "COMPLETED")]
-                                  + [("search_shard", "COMPLETED")] * 4), jobs
+def test_shard_searches_run_as_job_arrays_and_results_are_exact(cluster, tmp_path):
+    """The profile submits shard searches as SLURM job arrays; with more shards
+    than --jobs, as several arrays of at most --slurm-array-limit tasks."""
+    data = make_dataset(tmp_path / "data", num_instances=6, distractor_rows=(400, 300, 200, 300, 250), dim=32,
+                        seed=11)
+    cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=5, k=25)}}
+    out = snakemake_slurm(tmp_path, "--jobs", "4", "--slurm-array-limit", "4", config=cfg)
+    jobs = accounting(run_id(out), with_ids=True)
+    shard_jobs = [job for job in jobs if job[0] == "search_shard"]
+    assert len(shard_jobs) == 6 and all(state == "COMPLETED" and array_task(job_id)
+                                        for _, state, job_id in shard_jobs), jobs
+    arrays = {job_id.split("_")[0] for _, _, job_id in shard_jobs}
+    assert 2 <= len(arrays) < 6, jobs  # a few arrays, not one job per shard
+    assert sorted((rule, state) for rule, state, _ in jobs if rule != "search_shard") == [
+        ("format_results", "COMPLETED"), ("merge_shards", "COMPLETED")], jobs
     import json
     res = json.loads((tmp_path / "results/m/similarities.json").read_text())
     assert_topk_matches(list(res), [list(v) for v in res.values()], [list(v.values()) for v in res.values()],
                         brute_force(cfg["models"]["m"]))
 
 
+def test_gpu_jobs_ask_for_a_gpu_and_their_decoding_cores(cluster, tmp_path):
+    """device: cuda: each shard search asks SLURM for one GPU (of the model the
+    profile names) and gpu_threads cores per GPU. This cluster has no GPU, so
+    sbatch refuses the request, and the plugin's message shows what was asked."""
+    data = make_dataset(tmp_path / "data", num_instances=4, distractor_rows=(100, 100), dim=16, seed=14)
+    cfg = {"device": "cuda", "gpu_threads": 6, "models": {"m": model_config(data, total_distractors=2, k=10)}}
+    out = snakemake_slurm(tmp_path, "--set-resources", "search_shard:gpu_model=h100", "--retries", "0",
+                          config=cfg, check=False)
+    calls = [line for line in out.splitlines() if line.strip().startswith("sbatch ")]
+    assert calls, out
+    for call in calls:
+        assert " --gpus=h100:1" in call and " --cpus-per-gpu=6" in call, call
+        assert "--cpus-per-task" not in call, call
+    assert not (tmp_path / "results/m/shards").exists() or not list((tmp_path / "results/m/shards").glob("*.npz"))
+
+
 def test_grouped_shards_share_slurm_jobs(cluster, tmp_path):
     data = make_dataset(tmp_path / "data", num_instances=4, distractor_rows=(100,) * 5, dim=16, seed=12)
     cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=5, k=10)}}
     # --cores caps what one group job asks for (its members then run in turn)
-    out = snakemake_slurm(tmp_path, "--groups", "search_shard=search", "--group-components", "search=3", "--cores", "2",
-                          config=cfg)
+    out = snakemake_slurm(tmp_path, "--slurm-array-jobs", "none", "--groups", "search_shard=search",
+                          "--group-components", "search=3", "--cores", "2", config=cfg)
     jobs = accounting(run_id(out))
     # 6 shard searches packed 3 per SLURM job, plus merge and format
     assert sorted(jobs) == sorted([("search_shard", "COMPLETED")] * 2
@@ -116,7 +145,7 @@ def test_grouped_shards_share_slurm_jobs(cluster, tmp_path):
     assert len(list((tmp_path / "results/m/shards").glob("*.npz"))) == 6
 
 
-def test_scancel_then_rerun_completes_without_redoing_finished_shards(cluster, tmp_path):
+def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluster, tmp_path):
     data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
                         distractor_rows=(60000,) * 4, dim=128, seed=13)
     cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=4, k=50)}}
@@ -128,18 +157,17 @@ def test_scancel_then_rerun_completes_without_redoing_finished_shards(cluster, t
     cancelled = None
     deadline = time.time() + 300
     while time.time() < deadline and cancelled is None:
-        # once Snakemake has seen one shard job finish, cancel a running one
-        finished = any("Finished jobid" in line for line in list(lines))
-        running = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%i %k"], capture_output=True,
+        # once one shard is done, cancel a running array task (JOBID_INDEX)
+        running = subprocess.run(["squeue", "-h", "-t", "R", "-r", "-o", "%i %k"], capture_output=True,
                                  text=True).stdout.split("\n")
-        running = [line.split()[0] for line in running if "search_shard" in line]
-        if finished and running:
+        running = [line.split()[0] for line in running if "search_shard" in line and array_task(line.split()[0])]
+        if list(shards.glob("*.npz")) and running:
             subprocess.run(["scancel", running[0]], check=True)
-            # a short job can finish between squeue and scancel: then cancel another
+            # a short task can finish between squeue and scancel: then cancel another
             if final_state(running[0]).startswith("CANCELLED"):
                 cancelled = running[0]
         time.sleep(0.5)
-    assert cancelled, "no running shard job seen to cancel"
+    assert cancelled, "no running array task seen to cancel"
     # The SLURM plugin (2.8.0) reads sacct's state "CANCELLED by <uid>" as still
     # running and would wait forever: do what the user does, interrupt it.
     os.killpg(proc.pid, signal.SIGINT)
@@ -150,9 +178,10 @@ def test_scancel_then_rerun_completes_without_redoing_finished_shards(cluster, t
     done = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert 1 <= len(done) < 5
     out = snakemake_slurm(tmp_path, config=cfg)
-    jobs = accounting(run_id(out))
+    jobs = accounting(run_id(out), with_ids=True)
     # only the missing shards were searched again
-    assert jobs.count(("search_shard", "COMPLETED")) == 5 - len(done), jobs
+    searched = [job for job in jobs if job[0] == "search_shard"]
+    assert len(searched) == 5 - len(done) and all(state == "COMPLETED" for _, state, _ in searched), jobs
     after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert {name: after[name] for name in done} == done
     import json
