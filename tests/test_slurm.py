@@ -96,18 +96,18 @@ def final_state(job_id, timeout=60):
 
 
 def test_shard_searches_run_as_job_arrays_and_results_are_exact(cluster, tmp_path):
-    """The profile submits shard searches as SLURM job arrays; with more shards
-    than --jobs, as several arrays of at most --slurm-array-limit tasks."""
+    """The profile submits shard searches as SLURM job arrays; with more ready
+    shards than --slurm-array-limit, as several arrays of at most that many tasks."""
     data = make_dataset(tmp_path / "data", num_instances=6, distractor_rows=(400, 300, 200, 300, 250), dim=32,
                         seed=11)
     cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=5, k=25)}}
-    out = snakemake_slurm(tmp_path, "--jobs", "4", "--slurm-array-limit", "4", config=cfg)
+    out = snakemake_slurm(tmp_path, "--slurm-array-limit", "4", config=cfg)
     jobs = accounting(run_id(out), with_ids=True)
     shard_jobs = [job for job in jobs if job[0] == "search_shard"]
     assert len(shard_jobs) == 6 and all(state == "COMPLETED" and array_task(job_id)
                                         for _, state, job_id in shard_jobs), jobs
     arrays = {job_id.split("_")[0] for _, _, job_id in shard_jobs}
-    assert 2 <= len(arrays) < 6, jobs  # a few arrays, not one job per shard
+    assert len(arrays) == 2, jobs  # 4 + 2 tasks
     assert sorted((rule, state) for rule, state, _ in jobs if rule != "search_shard") == [
         ("format_results", "COMPLETED"), ("merge_shards", "COMPLETED")], jobs
     import json
@@ -124,7 +124,7 @@ def test_gpu_jobs_ask_for_a_gpu_and_their_decoding_cores(cluster, tmp_path):
     cfg = {"device": "cuda", "gpu_threads": 6, "models": {"m": model_config(data, total_distractors=2, k=10)}}
     out = snakemake_slurm(tmp_path, "--set-resources", "search_shard:gpu_model=h100", "--retries", "0",
                           config=cfg, check=False)
-    calls = [line for line in out.splitlines() if line.strip().startswith("sbatch ")]
+    calls = [line for line in out.splitlines() if line.strip().startswith("sbatch --")]
     assert calls, out
     for call in calls:
         assert " --gpus=h100:1" in call and " --cpus-per-gpu=6" in call, call
@@ -146,8 +146,9 @@ def test_grouped_shards_share_slurm_jobs(cluster, tmp_path):
 
 
 def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluster, tmp_path):
+    # the last shard is 50x the others: it still runs when the first ones are done
     data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
-                        distractor_rows=(60000,) * 4, dim=128, seed=13)
+                        distractor_rows=(20000, 20000, 20000, 1000000), dim=64, seed=13)
     cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=4, k=50)}}
     proc = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, popen=True)
     lines = []
@@ -169,7 +170,8 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
         time.sleep(0.5)
     assert cancelled, "no running array task seen to cancel"
     # The SLURM plugin (2.8.0) reads sacct's state "CANCELLED by <uid>" as still
-    # running and would wait forever: do what the user does, interrupt it.
+    # running and would wait forever: do what the user does, interrupt it. The
+    # finished shards stay (keep-incomplete: Snakemake reports array tasks late).
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=300)
     reader.join(timeout=10)
