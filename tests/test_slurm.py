@@ -7,6 +7,7 @@ munge, slurmdbd and mariadb-server installed; skipped otherwise. (It rewrites
 installed.)
 """
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import threading
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -45,14 +47,35 @@ def cluster():
         subprocess.run([str(CLUSTER), "stop"], timeout=120)
 
 
-def snakemake_slurm(workdir, *args, config, check=True, popen=False):
+class Background:
+    """A Snakemake run in the background whose output is read as it comes (an
+    unread pipe would fill up and stall it)."""
+
+    def __init__(self, cmd):
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def interrupt(self):
+        """Ctrl-C, as a user would; returns (exit status, output)."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        self.proc.wait(timeout=300)
+        self.reader.join(timeout=10)
+        return self.proc.returncode, "".join(self.lines)
+
+
+def snakemake_slurm(workdir, *args, config, check=True, background=False):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "slurm"),
            *FAST_STATUS, *args]
-    if popen:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+    if background:
+        return Background(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")
@@ -110,7 +133,6 @@ def test_shard_searches_run_as_job_arrays_and_results_are_exact(cluster, tmp_pat
     assert len(arrays) == 2, jobs  # 4 + 2 tasks
     assert sorted((rule, state) for rule, state, _ in jobs if rule != "search_shard") == [
         ("format_results", "COMPLETED"), ("merge_shards", "COMPLETED")], jobs
-    import json
     res = json.loads((tmp_path / "results/m/similarities.json").read_text())
     assert_topk_matches(list(res), [list(v) for v in res.values()], [list(v.values()) for v in res.values()],
                         brute_force(cfg["models"]["m"]))
@@ -150,10 +172,7 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
     data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
                         distractor_rows=(20000, 20000, 20000, 1000000), dim=64, seed=13)
     cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=4, k=50)}}
-    proc = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, popen=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
+    run = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, background=True)
     shards = tmp_path / "results/m/shards"
     cancelled = None
     deadline = time.time() + 300
@@ -172,11 +191,8 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
     # The SLURM plugin (2.8.0) reads sacct's state "CANCELLED by <uid>" as still
     # running and would wait forever: do what the user does, interrupt it. The
     # finished shards stay (keep-incomplete: Snakemake reports array tasks late).
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=300)
-    reader.join(timeout=10)
-    out = "".join(lines)
-    assert proc.returncode != 0, out
+    status, out = run.interrupt()
+    assert status != 0, out
     done = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert 1 <= len(done) < 5
     out = snakemake_slurm(tmp_path, config=cfg)
@@ -186,7 +202,40 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
     assert len(searched) == 5 - len(done) and all(state == "COMPLETED" for _, state, _ in searched), jobs
     after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert {name: after[name] for name in done} == done
-    import json
     res = json.loads((tmp_path / "results/m/similarities.json").read_text())
     assert_topk_matches(list(res), [list(v) for v in res.values()], [list(v.values()) for v in res.values()],
                         brute_force(cfg["models"]["m"]))
+
+
+def test_a_full_ilias_run_of_shard_searches_is_queued_as_a_few_arrays(cluster, tmp_path):
+    """10 models x (100 distractor files + positives): every one of the 1,010
+    shard searches must reach the queue, in a few job arrays (the partition is
+    down, so none runs). Under Snakemake's default rate of 100 jobs per second
+    the plugin (2.8.0) queued 110 and waited forever."""
+    from ilias_knn.demo import write_feature_file
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 8)).astype(np.float16)
+    write_feature_file(tmp_path / "q.h5", x[:2], ["q/0", "q/1"])
+    write_feature_file(tmp_path / "p.h5", x[2:5], ["p/0", "p/1", "p/2"])
+    for i in range(100):
+        write_feature_file(tmp_path / f"d_{i:05d}.h5", x[5:], [f"d{i}/{j}" for j in range(15)])
+    model = {"query_hdf5": str(tmp_path / "q.h5"), "positive_hdf5": str(tmp_path / "p.h5"),
+             "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 100}
+    cfg = {"device": "cpu", "models": {f"m{i}": dict(model, k=3 + i) for i in range(10)}}
+    expected = 10 * 101
+    subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
+    run = snakemake_slurm(tmp_path, config=cfg, background=True)
+    tasks, jobs = [], []
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and run.running() and len(tasks) < expected:
+            time.sleep(1)
+            tasks = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True).stdout.split()
+        jobs = subprocess.run(["squeue", "-h", "-o", "%F"], capture_output=True, text=True).stdout.split()
+    finally:
+        _, out = run.interrupt()
+        subprocess.run(["scancel", "--user", "root"])
+        subprocess.run(["scontrol", "update", "PartitionName=debug", "State=UP"], check=True)
+    assert len(tasks) == expected and all(array_task(task) for task in tasks), (len(tasks), out[-3000:])
+    assert len(set(jobs)) <= 20, (len(set(jobs)), out[-3000:])  # a few sbatch calls, not 1,010
