@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import pickle
+import os
 import platform
 import shutil
 import subprocess
@@ -49,11 +50,11 @@ PEAK_WRAPPER = (
 )
 
 
-def timed(cmd):
+def timed(cmd, env=None):
     """Wall seconds and peak RSS (MB) of the largest single process the command ran."""
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *map(str, cmd)], check=True,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024
 
 
@@ -226,6 +227,9 @@ def main():
     parser.add_argument("--profile", choices=["fp32", "bf16"], help="only profile one scorer in process")
     parser.add_argument("--blocks", type=int, default=40, help="blocks to profile")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--compare", metavar="CHECKOUT",
+                        help="also time the workflow of another checkout (e.g. a git worktree of an older "
+                             "commit), in the same run, with its own library")
     args = parser.parse_args()
     if args.ilias_queries:
         args.image_queries, args.text_queries = 1232, 1000
@@ -269,13 +273,25 @@ def main():
             peaks.append(peak)
         return sum(walls), max(peaks), walls
 
-    def run_workflow():
-        shutil.rmtree(work / "results", ignore_errors=True)
-        wall, peak = timed([sys.executable, "-m", "snakemake", "-s", REPO / "Snakefile", "--directory", work,
-                            "--configfile", work / "config.yaml", "--cores", args.cores, "--quiet"])
-        return wall, peak, [wall]
+    def workflow_runner(checkout, results_dir):
+        run_config = work / f"config_{results_dir}.yaml"
+        run_config.write_text(json.dumps(dict(config, results_dir=str(work / results_dir))))
+        env = dict(os.environ)
+        if checkout != REPO:  # its own library first, not this checkout's installed one
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(checkout / "scripts"), env.get("PYTHONPATH")]))
 
-    runners = {"workflow": run_workflow} if args.skip_baseline else {"baseline": run_baseline, "workflow": run_workflow}
+        def run_workflow():
+            shutil.rmtree(work / results_dir, ignore_errors=True)
+            shutil.rmtree(work / ".snakemake", ignore_errors=True)
+            wall, peak = timed([sys.executable, "-m", "snakemake", "-s", checkout / "Snakefile", "--directory",
+                                work, "--configfile", run_config, "--cores", args.cores, "--quiet"], env=env)
+            return wall, peak, [wall]
+        return run_workflow
+
+    runners = {} if args.skip_baseline else {"baseline": run_baseline}
+    runners["workflow"] = workflow_runner(REPO, "results")
+    if args.compare:
+        runners["compared"] = workflow_runner(Path(args.compare).resolve(), "results_compared")
     results = {name: [] for name in runners}
     for rep in range(args.repeat):
         for name in (list(runners) if rep % 2 == 0 else list(runners)[::-1]):
@@ -295,6 +311,10 @@ def main():
         print(f"{name:9s} wall {walls} s   peak RSS {max(peak for _, peak, _ in runs):7.0f} MB")
     print(f"one shard-search job: peak RSS {max(job_peaks):.0f} MB (max over {len(job_peaks)} jobs)")
     job_report(work / "results", num_queries, args.dim, gemm, side)
+    if "compared" in results:
+        ratios = [c[0] / w[0] for c, w in zip(results["compared"], results["workflow"])]
+        print(f"\n{args.compare} / this checkout, wall time: {np.median(ratios):.3f} "
+              f"(median of {len(ratios)}: {', '.join(f'{r:.3f}' for r in ratios)})")
     if "baseline" in results:
         ratios = [b[0] / w[0] for b, w in zip(results["baseline"], results["workflow"])]
         base_peak = max(peak for _, peak, _ in results["baseline"])
@@ -306,6 +326,11 @@ def main():
                                               work / f"baseline_{name}.npz", params)
             print(f"top-k agreement, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
                   f"max score difference {diff:.2e}")
+            if "compared" in results:
+                same, differing, diff = agreement(work / "results_compared" / "bench" / f"similarities{suffix}.pkl",
+                                                  work / f"baseline_{name}.npz", params)
+                print(f"  compared checkout, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
+                      f"max score difference {diff:.2e}")
 
 
 if __name__ == "__main__":
