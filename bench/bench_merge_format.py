@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
 from ilias_knn.arrays import sorted_unique
 from ilias_knn.formats import write_json, write_pickle
 from ilias_knn.merge import merge_partials
 from ilias_knn.merged_result import load_merged, save_merged
 from ilias_knn.partials import save_partial
 from ilias_knn.shard_search import ShardResult
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def fixed_width_ids(prefix, numbers, digits=7):

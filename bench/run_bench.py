@@ -110,8 +110,6 @@ def gemm_rates(num_queries, dim, block_rows, processes):
 
 
 def one_thread_env():
-    import os
-
     return dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
 

@@ -93,7 +93,7 @@ def test_incremental_job_lists(finished_run):
     assert planned_jobs(work, changed(config, "plain", save_name="run2")) == [
         ("format_results", "results/plain/run2.json")]
     # scoring kernel, device, threads: nothing (the results are the same)
-    assert planned_jobs(work, dict(config, scoring="fp32", device="auto", search_threads=2)) == []
+    assert planned_jobs(work, dict(config, scoring="fp32", device="auto", search_threads=2, gpu_threads=3)) == []
     # more distractor files: only the new shard, then merge and format
     assert planned_jobs(work, changed(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
 
