@@ -116,11 +116,15 @@ def test_file_with_a_userblock_reads_the_same(tmp_path):
         reader.close()
 
 
+def chunk_layout(path):
+    with h5py.File(path, "r") as fh:
+        return ChunkLayout.of(fh["features"])[0]
+
+
 def test_damaged_chunk_is_a_read_error(tmp_path):
     feats = np.random.default_rng(4).standard_normal((1000, 16)).astype(np.float32)
     path = write(tmp_path / "d.h5", feats, compression="gzip", compression_opts=6, chunks=(100, 16))
-    with h5py.File(path, "r") as fh:
-        layout, _ = ChunkLayout.of(fh["features"])
+    layout = chunk_layout(path)
     chunk = layout.chunks[(500, 0)]
     data = bytearray(path.read_bytes())
     data[chunk.offset + 20 : chunk.offset + 40] = b"\xff" * 20
@@ -135,8 +139,7 @@ def test_damaged_chunk_is_a_read_error(tmp_path):
 def test_truncated_file_is_a_read_error(tmp_path):
     feats = np.random.default_rng(5).standard_normal((4000, 16)).astype(np.float32)
     path = write(tmp_path / "t.h5", feats, compression="gzip", compression_opts=0, chunks=(500, 16))
-    with h5py.File(path, "r") as fh:
-        layout, _ = ChunkLayout.of(fh["features"])
+    layout = chunk_layout(path)
     last = max(layout.chunks.values(), key=lambda c: c.offset)
     path.write_bytes(path.read_bytes()[: last.offset + 10])
     decoder = ChunkDecoder(path, layout)
