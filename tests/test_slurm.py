@@ -61,10 +61,15 @@ class Background:
     def running(self):
         return self.proc.poll() is None
 
-    def interrupt(self):
-        """Ctrl-C, as a user would; returns (exit status, output)."""
+    def interrupt(self, kill_after=300):
+        """Ctrl-C, as a user would (then SIGKILL after ``kill_after`` seconds);
+        returns (exit status, output)."""
         os.killpg(self.proc.pid, signal.SIGINT)
-        self.proc.wait(timeout=300)
+        try:
+            self.proc.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         self.reader.join(timeout=10)
         return self.proc.returncode, "".join(self.lines)
 
@@ -104,18 +109,6 @@ def accounting(run, with_ids=False):
 
 def array_task(job_id):
     return re.fullmatch(r"\d+_\d+", job_id) is not None
-
-
-def final_state(job_id, timeout=60):
-    """sacct's state of a job once it has ended ("" if it did not end in time)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
-                             capture_output=True, text=True).stdout.strip()
-        if out and not out.startswith(("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")):
-            return out
-        time.sleep(0.5)
-    return ""
 
 
 def test_shard_searches_run_as_job_arrays_and_results_are_exact(cluster, tmp_path):
@@ -167,39 +160,52 @@ def test_grouped_shards_share_slurm_jobs(cluster, tmp_path):
     assert len(list((tmp_path / "results/m/shards").glob("*.npz"))) == 6
 
 
+def queued_tasks():
+    """Job ids of every queued SLURM job, array tasks one by one (JOBID_INDEX)."""
+    return subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True).stdout.split()
+
+
+def set_partition(state):
+    subprocess.run(["scontrol", "update", "PartitionName=debug", f"State={state}"], check=True)
+
+
 def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluster, tmp_path):
-    # the last shard is 50x the others: it still runs when the first ones are done
-    data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
-                        distractor_rows=(20000, 20000, 20000, 1000000), dim=64, seed=13)
-    cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=4, k=50)}}
-    run = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, background=True)
+    data = make_dataset(tmp_path / "data", num_instances=6, distractor_rows=(300, 300, 300, 300), dim=32, seed=13)
+    cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=4, k=20)}}
     shards = tmp_path / "results/m/shards"
-    cancelled = None
+    # The partition is down while the array is queued, so one of its tasks is
+    # cancelled before any runs: no race with a task that might finish first.
+    set_partition("DOWN")
+    try:
+        run = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, background=True)
+        deadline = time.time() + 180
+        while time.time() < deadline and run.running() and len(queued_tasks()) < 5:
+            time.sleep(0.5)
+        tasks = queued_tasks()
+        assert len(tasks) == 5 and all(array_task(task) for task in tasks), (tasks, "".join(run.lines))
+        cancelled = tasks[-1]
+        subprocess.run(["scancel", cancelled], check=True)
+        # the partition is down: a task can only leave the queue by being cancelled
+        while time.time() < deadline and cancelled in queued_tasks():
+            time.sleep(0.5)
+        assert cancelled not in queued_tasks() and len(queued_tasks()) == 4
+    finally:
+        set_partition("UP")
     deadline = time.time() + 300
-    while time.time() < deadline and cancelled is None:
-        # once one shard is done, cancel a running array task (JOBID_INDEX)
-        running = subprocess.run(["squeue", "-h", "-t", "R", "-r", "-o", "%i %k"], capture_output=True,
-                                 text=True).stdout.split("\n")
-        running = [line.split()[0] for line in running if "search_shard" in line and array_task(line.split()[0])]
-        if list(shards.glob("*.npz")) and running:
-            subprocess.run(["scancel", running[0]], check=True)
-            # a short task can finish between squeue and scancel: then cancel another
-            if final_state(running[0]).startswith("CANCELLED"):
-                cancelled = running[0]
+    while time.time() < deadline and len(list(shards.glob("*.npz"))) < 4:
         time.sleep(0.5)
-    assert cancelled, "no running array task seen to cancel"
     # The SLURM plugin (2.8.0) reads sacct's state "CANCELLED by <uid>" as still
     # running and would wait forever: do what the user does, interrupt it. The
     # finished shards stay (keep-incomplete: Snakemake reports array tasks late).
     status, out = run.interrupt()
     assert status != 0, out
     done = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
-    assert 1 <= len(done) < 5
+    assert len(done) == 4, out
     out = snakemake_slurm(tmp_path, config=cfg)
     jobs = accounting(run_id(out), with_ids=True)
-    # only the missing shards were searched again
+    # only the missing shard was searched again
     searched = [job for job in jobs if job[0] == "search_shard"]
-    assert len(searched) == 5 - len(done) and all(state == "COMPLETED" for _, state, _ in searched), jobs
+    assert len(searched) == 1 and all(state == "COMPLETED" for _, state, _ in searched), jobs
     after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert {name: after[name] for name in done} == done
     res = json.loads((tmp_path / "results/m/similarities.json").read_text())
@@ -224,18 +230,23 @@ def test_a_full_ilias_run_of_shard_searches_is_queued_as_a_few_arrays(cluster, t
              "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 100}
     cfg = {"device": "cpu", "models": {f"m{i}": dict(model, k=3 + i) for i in range(10)}}
     expected = 10 * 101
-    subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
+    set_partition("DOWN")
     run = snakemake_slurm(tmp_path, config=cfg, background=True)
     tasks, jobs = [], []
     try:
         deadline = time.time() + 240
         while time.time() < deadline and run.running() and len(tasks) < expected:
             time.sleep(1)
-            tasks = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True).stdout.split()
+            tasks = queued_tasks()
         jobs = subprocess.run(["squeue", "-h", "-o", "%F"], capture_output=True, text=True).stdout.split()
     finally:
-        _, out = run.interrupt()
+        # what is tested is the queue; Snakemake cancelling 1,010 tasks on
+        # Ctrl-C may take longer than the test should wait
+        _, out = run.interrupt(kill_after=60)
         subprocess.run(["scancel", "--user", "root"])
-        subprocess.run(["scontrol", "update", "PartitionName=debug", "State=UP"], check=True)
-    assert len(tasks) == expected and all(array_task(task) for task in tasks), (len(tasks), out[-3000:])
-    assert len(set(jobs)) <= 20, (len(set(jobs)), out[-3000:])  # a few sbatch calls, not 1,010
+        set_partition("UP")
+    assert len(tasks) == expected, (len(tasks), out[-3000:])
+    # in a few sbatch calls, not 1,010 (how the ready shards fall into batches
+    # varies; a batch of one shard is submitted as a plain job)
+    assert len(set(jobs)) <= 20, (sorted(set(jobs)), out[-3000:])
+    assert sum(map(array_task, tasks)) >= expected - 20, [task for task in tasks if not array_task(task)]
