@@ -20,8 +20,8 @@ and whether both return the same top-k for image and text queries.
 import argparse
 import csv
 import json
-import pickle
 import os
+import pickle
 import platform
 import shutil
 import subprocess

@@ -176,8 +176,8 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
     # The partition is down while the array is queued, so one of its tasks is
     # cancelled before any runs: no race with a task that might finish first.
     set_partition("DOWN")
+    run = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, background=True)
     try:
-        run = snakemake_slurm(tmp_path, "--retries", "0", config=cfg, background=True)
         deadline = time.time() + 180
         while time.time() < deadline and run.running() and len(queued_tasks()) < 5:
             time.sleep(0.5)
@@ -189,6 +189,9 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
         while time.time() < deadline and cancelled in queued_tasks():
             time.sleep(0.5)
         assert cancelled not in queued_tasks() and len(queued_tasks()) == 4
+    except BaseException:
+        run.interrupt(kill_after=60)  # leave no run behind for the next test
+        raise
     finally:
         set_partition("UP")
     deadline = time.time() + 300
