@@ -109,6 +109,15 @@ def gemm_rates(num_queries, dim, block_rows, processes):
     return json.loads(out)
 
 
+def scoring_probe(threads=1):
+    """What scoring: auto takes on this machine, measuring its GEMM rates now
+    unless they are cached (as a shard job does on a new kind of machine)."""
+    code = ("from ilias_knn.engines import choose_scoring; "
+            f"print(' '.join(choose_scoring('auto', 'cpu', {threads})))")
+    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                          env=one_thread_env()).stdout.strip()
+
+
 def one_thread_env():
     return dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
@@ -124,8 +133,11 @@ def profile(data, scoring, blocks, k):
     queries = prepare_queries(queries_set.feats, None)
     with threadpool_limits(limits=1, user_api="blas"):
         if scoring == "bf16":  # the filter path on every block it can take, whatever this CPU's bf16 rate
+            import torch
+
             from ilias_knn.bf16 import Bf16Scorer
 
+            torch.set_num_threads(1)  # as in a shard job: the reading thread has the other core
             scorer = Bf16Scorer(queries, measure_costs=False)
         else:
             scorer = make_scorer(scoring, "cpu", queries, None, threads=1)
@@ -151,15 +163,28 @@ def profile(data, scoring, blocks, k):
     gemm = sum(p.get("gemm", 0) + p.get("gemm bf16", 0) + p.get("gemm fp32", 0) for _, p in late)
     total = sum(t for t, _ in late)
     outside = total - gemm
-    print(f"  steady state (last {len(late)} blocks): {total / len(late) * 1e3:.1f} ms per block, GEMM "
-          f"{gemm / len(late) * 1e3:.1f} ms, outside the GEMM {outside / len(late) * 1e3:.1f} ms "
-          f"({outside / total * 100:.1f} % of the block here)")
+    # prepare (conversion, centring, bf16 copy, norms) runs in the reading
+    # thread one block ahead: its seconds while the late blocks were scored
+    prepare = sum(p.get("prepare", 0) for _, p in late)
+    n = len(late)
+    print(f"  steady state (last {n} blocks): {total / n * 1e3:.1f} ms per block in the scoring thread, GEMM "
+          f"{gemm / n * 1e3:.1f} ms, outside the GEMM {outside / n * 1e3:.1f} ms "
+          f"({outside / total * 100:.1f} % of the block here); prepare in the reading thread "
+          f"{prepare / n * 1e3:.1f} ms per block")
+    late_phases = {}
+    for _, p in late:
+        for name, value in p.items():
+            late_phases[name] = late_phases.get(name, 0.0) + value
+    print("  steady state per block (ms): " + ", ".join(f"{name} {value / n * 1e3:.1f}"
+                                                         for name, value in sorted(late_phases.items())))
     if scoring == "bf16":
         flops = 2.0 * queries.shape[0] * block_rows * queries.shape[1]
         for rate in (208.0, 400.0):
-            share = outside / len(late) / (outside / len(late) + flops / rate / 1e9)
+            gemm_s = flops / rate / 1e9
+            share = outside / n / (outside / n + gemm_s)
+            with_prepare = (outside + prepare) / n / ((outside + prepare) / n + gemm_s)
             print(f"  at a bf16 GEMM of {rate:.0f} GFLOP/s per core the same work outside it would be "
-                  f"{share * 100:.1f} % of a block")
+                  f"{share * 100:.1f} % of a block ({with_prepare * 100:.1f} % with prepare)")
 
 
 def job_report(results, num_queries, dim, gemm, side):
@@ -253,6 +278,9 @@ def main():
     print(f"GEMM rates of a {num_queries} x {args.dim} x {block_rows} block, same run: one thread alone: numpy fp32 "
           f"{gemm['fp32']:.1f} GFLOP/s, torch bf16 {gemm['bf16']:.1f}; {args.cores} one-thread processes side by "
           f"side: fp32 {side['fp32']:.1f}, bf16 {side['bf16']:.1f} per process")
+    if args.scoring == "auto":
+        print(f"scoring auto: {scoring_probe()} (the probe runs once per kind of machine; "
+              "it is not part of the timed runs)")
 
     model = {"query_hdf5": str(data["queries"]), "text_query_hdf5": str(data["text_queries"]),
              "positive_hdf5": str(data["positives"]), "distractor_hdf5": str(data["distractor_template"]),

@@ -96,14 +96,17 @@ def test_atomic_output_leaves_no_partial_file_on_error(tmp_path):
     assert target.read_bytes() == b"new" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.parametrize("convert", ["to_float32", "float16_to_float32_torch", "float16_to_float32_faiss"])
 @pytest.mark.parametrize("dim", [1, 7, 64])
-def test_to_float32_decodes_every_float16_bit_exactly(dim):
-    """faiss's float16 decoder against numpy's cast, for all 65,536 bit patterns
-    (subnormals, inf and NaN included), into a reused larger buffer."""
+def test_to_float32_decodes_every_float16_bit_exactly(dim, convert):
+    """Each float16 converter (torch's, faiss's, and the one to_float32 picks)
+    against numpy's cast, for all 65,536 bit patterns (subnormals, inf and NaN
+    included), into a reused larger buffer."""
     values = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16)
     values = np.resize(values, (-(-values.size // dim)) * dim).reshape(-1, dim)
     buffer = np.full(values.size + 5, 7.0, np.float32)
-    got = features.to_float32(values, out=buffer)
+    target = buffer[: values.size].reshape(values.shape)
+    got = getattr(features, convert)(values, target) if convert != "to_float32" else features.to_float32(values, out=buffer)
     expected = values.astype(np.float32)
     assert got.shape == values.shape and np.shares_memory(got, buffer)
     same = (got.view(np.uint32) == expected.view(np.uint32)) | (np.isnan(got) & np.isnan(expected))

@@ -141,17 +141,20 @@ class Bf16Scorer:
             self.mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
             self.mu_norm = float(np.linalg.norm(self.mu.astype(np.float64)))
             self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
+            self.mu_t = torch.from_numpy(self.mu)
         if not self.filtering:
             return Bf16Block(x, x_dev)
-        y = torch.from_numpy(np.subtract(x, self.mu, out=self._centred.view(x.shape)))
+        # every step one vectorised torch pass over the block, in place
+        y = torch.sub(torch.from_numpy(x), self.mu_t, out=torch.from_numpy(self._centred.view(x.shape)))
         buffer = self._centred_bf16[turn]
         if buffer is None or buffer.shape[0] < x.shape[0] or buffer.shape[1] != x.shape[1]:
             buffer = self._centred_bf16[turn] = torch.empty(x.shape, dtype=torch.bfloat16)
         y_bf16 = buffer[: x.shape[0]]
         y_bf16.copy_(y)
-        residual = torch.sub(y, y_bf16, out=torch.from_numpy(self._residual.view(x.shape)))
-        f_max = float(torch.linalg.vector_norm(residual, dim=1).max())
         y_max = float(torch.linalg.vector_norm(y, dim=1).max())
+        residual = torch.from_numpy(self._residual.view(x.shape)).copy_(y_bf16)  # y_b - y: same norm as y - y_b
+        residual -= y
+        f_max = float(torch.linalg.vector_norm(residual, dim=1).max())
         return Bf16Block(x, x_dev, y_bf16.to(self.device), y_max, f_max)
 
     def score(self, block, positions, topk):
