@@ -160,31 +160,31 @@ def profile(data, scoring, blocks, k):
           f"rows of {path.name}, {wall:.1f} s")
     print("  per phase (s): " + scorer.times.summary())
     late = per_block[len(per_block) // 2:]  # steady state: the second half
-    gemm = sum(p.get("gemm", 0) + p.get("gemm bf16", 0) + p.get("gemm fp32", 0) for _, p in late)
-    total = sum(t for t, _ in late)
-    outside = total - gemm
-    # prepare (conversion, centring, bf16 copy, norms) runs in the reading
-    # thread one block ahead: its seconds while the late blocks were scored
-    prepare = sum(p.get("prepare", 0) for _, p in late)
     n = len(late)
-    print(f"  steady state (last {n} blocks): {total / n * 1e3:.1f} ms per block in the scoring thread, GEMM "
-          f"{gemm / n * 1e3:.1f} ms, outside the GEMM {outside / n * 1e3:.1f} ms "
-          f"({outside / total * 100:.1f} % of the block here); prepare in the reading thread "
-          f"{prepare / n * 1e3:.1f} ms per block")
-    late_phases = {}
-    for _, p in late:
-        for name, value in p.items():
-            late_phases[name] = late_phases.get(name, 0.0) + value
-    print("  steady state per block (ms): " + ", ".join(f"{name} {value / n * 1e3:.1f}"
-                                                         for name, value in sorted(late_phases.items())))
+    per_phase = {}  # ms per block; reading-thread phases are those done while the late blocks were scored
+    for _, phases in late:
+        for name, value in phases.items():
+            per_phase[name] = per_phase.get(name, 0.0) + value * 1e3 / n
+    gemm = sum(per_phase.get(name, 0.0) for name in ("gemm", "gemm bf16", "gemm fp32"))
+    total = sum(t for t, _ in late) * 1e3 / n
+    # the engine's work outside its GEMM: in the scoring thread (filter,
+    # rescore, select) and in the reading thread (conversion, bf16 copy)
+    scoring_side = total - gemm
+    reading_side = per_phase.get("prepare", 0.0) + per_phase.get("bf16 copy", 0.0)
+    print(f"  steady state (last {n} blocks), ms per block: " + ", ".join(
+        f"{name} {value:.1f}" for name, value in sorted(per_phase.items())))
+    print(f"  scoring thread {total:.1f} ms per block: GEMM {gemm:.1f}, outside it {scoring_side:.1f}; "
+          f"reading thread, besides reading: conversion and copies {reading_side:.1f}")
+    outside = scoring_side + reading_side
+    print(f"  outside the GEMM in all: {outside:.1f} ms per block = {outside / (outside + gemm) * 100:.1f} % "
+          f"of this engine's CPU time per block here")
     if scoring == "bf16":
         flops = 2.0 * queries.shape[0] * block_rows * queries.shape[1]
         for rate in (208.0, 400.0):
-            gemm_s = flops / rate / 1e9
-            share = outside / n / (outside / n + gemm_s)
-            with_prepare = (outside + prepare) / n / ((outside + prepare) / n + gemm_s)
-            print(f"  at a bf16 GEMM of {rate:.0f} GFLOP/s per core the same work outside it would be "
-                  f"{share * 100:.1f} % of a block ({with_prepare * 100:.1f} % with prepare)")
+            gemm_ms = flops / rate / 1e6
+            print(f"  at a bf16 GEMM of {rate:.0f} GFLOP/s per core ({gemm_ms:.0f} ms per block) the same work "
+                  f"outside it would be {outside / (outside + gemm_ms) * 100:.1f} % of a block's CPU time "
+                  f"({scoring_side / (scoring_side + gemm_ms) * 100:.1f} % counting the scoring thread only)")
 
 
 def job_report(results, num_queries, dim, gemm, side):

@@ -162,6 +162,28 @@ def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
     np.testing.assert_array_equal(pos, reference(q, x, 10)[1])
 
 
+def test_bf16_counts_the_making_of_its_bf16_copy_as_a_cost_of_filtering():
+    """The bf16 copy is made in the reading thread, but it is CPU time spent
+    only for filtering: when it alone costs more than dense scoring, blocks
+    are scored densely and get no copy."""
+    rng = np.random.default_rng(8)
+    shared = unit(rng.standard_normal((1, 64)))[0]
+    q, x = anisotropic(rng, 20, 64, shared), anisotropic(rng, 20000, 64, shared)
+    scorer = Bf16Scorer(q)
+    topk = TopK(20, 10)
+    kinds = []
+    for start in range(0, 20000, 500):
+        block = scorer.prepare(x[start : start + 500], None)
+        if block.y_bf16 is not None:
+            block.copy_seconds = 10.0  # as if measured so
+        before = dict(scorer.blocks)
+        scorer.score(block, np.arange(start, start + 500), topk)
+        kinds.append("filtered" if scorer.blocks["filtered"] > before["filtered"] else "dense")
+    assert scorer._cost["bf16"] > scorer._cost["dense"]
+    assert kinds.count("filtered") <= 1 and scorer.blocks["dense"] >= 39, kinds
+    np.testing.assert_array_equal(topk.result()[1], reference(q, x, 10)[1])
+
+
 @pytest.mark.parametrize("name", list(SCORERS))
 def test_adversarial_near_ties_where_bf16_order_is_wrong(name):
     """Scores 1e-5 apart (far below bf16 resolution, far above float32 noise), in

@@ -80,14 +80,15 @@ class Bf16Block:
     y_bf16: object = None
     y_max: float = 0.0  # largest |y| of a row
     f_max: float = 0.0  # largest |y - y_b| of a row
+    copy_seconds: float = 0.0  # making the bf16 copy and its norms (a cost of filtering only)
 
 
 class Bf16Scorer:
     """bf16 filter + float32 rescoring on a torch device (the CPU or a GPU).
 
     Each block is filtered or scored densely in float32, whichever the costs
-    measured on the blocks so far (seconds per entry of the bf16 GEMM and
-    filter, of the dense float32 GEMM, per rescored entry) say is faster for
+    measured on the blocks so far (seconds per entry of the bf16 copy, GEMM
+    and filter, of the dense float32 GEMM and selection, per rescored entry) say is faster for
     the candidate share expected next (``measure_costs=False``: filter
     whenever the share is below ``dense_density``); a block before every query
     has k entries is scored densely."""
@@ -124,7 +125,11 @@ class Bf16Scorer:
         self.times = PhaseTimes()
         self.expected_density = 1.0
         self.filtering = True  # whether the next blocks get a bf16 copy (prepare runs a block ahead)
-        self._cost = {}  # seconds per entry: "dense", "bf16" (GEMM + filter); per candidate: "rescore"
+        # seconds per entry: "dense" (float32 GEMM + selection), "bf16" (its copy
+        # in the reading thread + GEMM + filter); per candidate: "rescore" (+ selection).
+        # CPU time, wherever spent: with every core running a job, the reading
+        # thread's work is not free.
+        self._cost = {}
         self._normed = None  # the last block with a bf16 copy (its norms)
 
     def prepare(self, block, keep):
@@ -144,6 +149,7 @@ class Bf16Scorer:
             self.mu_t = torch.from_numpy(self.mu)
         if not self.filtering:
             return Bf16Block(x, x_dev)
+        t0 = time.perf_counter()
         # every step one vectorised torch pass over the block, in place
         y = torch.sub(torch.from_numpy(x), self.mu_t, out=torch.from_numpy(self._centred.view(x.shape)))
         buffer = self._centred_bf16[turn]
@@ -155,7 +161,10 @@ class Bf16Scorer:
         residual = torch.from_numpy(self._residual.view(x.shape)).copy_(y_bf16)  # y_b - y: same norm as y - y_b
         residual -= y
         f_max = float(torch.linalg.vector_norm(residual, dim=1).max())
-        return Bf16Block(x, x_dev, y_bf16.to(self.device), y_max, f_max)
+        y_bf16 = y_bf16.to(self.device)
+        seconds = time.perf_counter() - t0
+        self.times.add("bf16 copy", seconds)
+        return Bf16Block(x, x_dev, y_bf16, y_max, f_max, seconds)
 
     def score(self, block, positions, topk):
         thresholds = topk.thresholds.astype(np.float64)
@@ -169,7 +178,7 @@ class Bf16Scorer:
         check_finite(approx[0].float().cpu().numpy())
         with self.times("filter"):
             rows, cols = self._candidates(approx, self._floor_bits(thresholds, block))
-        self._cost["bf16"] = (time.perf_counter() - t0) / entries
+        self._cost["bf16"] = (time.perf_counter() - t0 + block.copy_seconds) / entries
         self.expected_density = rows.size / entries
         if self.expected_density > self.dense_density:  # too many: not worth rescoring one by one
             self._dense(block, positions, topk)
@@ -204,10 +213,10 @@ class Bf16Scorer:
                                    out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
             else:
                 scores = (self.queries @ block.x_dev.T).cpu().numpy()
-        self._cost["dense"] = (time.perf_counter() - t0) / max(1, scores.size)
         check_finite(scores[0])
         with self.times("select"):
             topk.add(scores, positions)
+        self._cost["dense"] = (time.perf_counter() - t0) / max(1, scores.size)
         with self.times("filter"):
             # how many of these exact scores the filter would pass: the next
             # block's expected candidate share

@@ -21,5 +21,8 @@ class PhaseTimes:
         finally:
             self.seconds[phase] += time.perf_counter() - start
 
+    def add(self, phase, seconds):
+        self.seconds[phase] += seconds
+
     def summary(self):
         return ", ".join(f"{name} {value:.2f} s" for name, value in sorted(self.seconds.items()))
