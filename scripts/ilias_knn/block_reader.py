@@ -143,7 +143,7 @@ class ChunkDecoder:
                 continue
             if filter_id == DEFLATE:
                 try:
-                    data = zlib_ng.decompress(data)
+                    data = zlib_ng.decompress(data, bufsize=self._chunk_bytes)  # one allocation, no regrowth
                 except zlib_ng.error as exc:
                     raise ReadError(f"chunk at row {row0}, column {col0}: {exc}") from exc
             else:  # SHUFFLE: byte k of every element stored together; interleave them back
