@@ -6,7 +6,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from .atomic import atomic_output
 
@@ -32,6 +31,8 @@ def write_feature_file(path, feats, ids, dtype="float16", **layout):
 
 def write_adapter(path, in_dim, out_dim, seed=0):
     """A random linear adaptation layer saved as the ILIAS state dict."""
+    import torch  # here only: writing feature files must not load torch (features.to_float32 would take it)
+
     rng = np.random.default_rng(seed)
     weight = rng.standard_normal((out_dim, in_dim)).astype(np.float32) / np.sqrt(in_dim)
     bias = 0.01 * rng.standard_normal(out_dim).astype(np.float32)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -140,8 +141,8 @@ def choose_scoring(scoring, device, threads=1):
 
 def make_scorer(scoring, device, queries, adapter=None, threads=1):
     """The scorer of ``scoring`` (fp32 or bf16) on ``device``."""
-    if str(device) != "cpu" or scoring == "bf16":
-        import torch
+    if str(device) != "cpu" or scoring == "bf16" or "torch" in sys.modules:
+        import torch  # (imported already for an adapter: its float16 conversion is used, features.py)
 
         torch.set_num_threads(threads)
     if scoring == "bf16":
