@@ -127,6 +127,28 @@ def test_thresholds_bound_the_kth_best_from_below(seed):
     np.testing.assert_array_equal(collector.thresholds, np.sort(seen, axis=1)[:, -k])
 
 
+@pytest.mark.parametrize("k", [10, 1000])
+def test_thresholds_stay_fresh_between_cuts(k):
+    """A stream of blocks that each bring a few entries per query (a shard's
+    steady state): on average over the queries, at most max(64, k / 4) seen
+    scores lie at or above a threshold beyond the k-th best, after every block."""
+    rng = np.random.default_rng(k)
+    nq = 64
+    collector = TopK(nq, k)
+    fresh = max(64, k // 4)
+    seen = np.empty((nq, 0), np.float32)
+    worst = 0.0
+    for step in range(60):
+        block = rng.standard_normal((nq, 2000)).astype(np.float32)
+        collector.add(block, np.arange(seen.shape[1], seen.shape[1] + block.shape[1]))
+        seen = np.hstack([seen, block])
+        if seen.shape[1] >= 2 * k:
+            above = (seen >= collector.thresholds[:, None]).sum(axis=1)
+            worst = max(worst, above.mean() - k)
+    assert worst <= fresh, worst
+    assert worst > fresh / 4  # cuts are not made after every block either
+
+
 def test_candidates_overflowing_one_query_are_cut_alone():
     """More candidates for one query than its reservoir holds (ties at the k-th)."""
     collector = TopK(3, 4, room=2)

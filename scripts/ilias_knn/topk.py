@@ -81,8 +81,9 @@ class TopK:
     def thresholds(self):
         """Per query, a lower bound of its k-th best score so far: an entry
         scoring below it cannot enter. -inf until the query has k entries;
-        exact after each cut of the reservoirs, behind by at most their room
-        between cuts."""
+        exact after each cut of the reservoirs, which comes once they hold on
+        average max(64, k / 4) keys per query beyond k (or one query fills
+        its room)."""
         if not self._groups:
             return np.empty(0, np.float32)
         return np.concatenate([group.threshold for _, _, group in self._groups])
@@ -141,6 +142,10 @@ class _Reservoirs:
         # room for new keys per query between two cuts; more than k, so that a
         # block cut at its own k-th best fits unless it holds ties at that score
         self.room = int(room) if room else self.k + max(64, self.k // 4)
+        # keys per query, on average, beyond k that trigger a cut: a threshold
+        # behind the k-th best lets more entries through (more keys here, more
+        # rescoring for a filtering scorer); each cut costs one partition
+        self.fresh = min(self.room, max(64, self.k // 4))
         self.keys = np.full((num_queries, self.k + self.room), EMPTY, dtype=np.uint64)
         self.fill = np.zeros(num_queries, dtype=np.int64)
         self.threshold = np.full(num_queries, -np.inf, dtype=np.float32)
@@ -211,9 +216,10 @@ class _Reservoirs:
         dest += np.arange(keys.size)
         self.keys.ravel()[dest] = keys
         self.fill += counts
-        if keys.size > counts.size * self.room // 4:
-            # many keys came in: raise the thresholds now rather than at the
-            # next overflow, so that the next blocks bring fewer
+        if keys.size > counts.size * self.room // 4 or self.fill.mean() > self.k + self.fresh:
+            # many keys came in, now or since the last cut: raise the
+            # thresholds now rather than at the next overflow, so that the
+            # next blocks bring fewer
             self._cut()
 
     def _cut(self):
