@@ -23,6 +23,13 @@ def anisotropic(rng, n, d, shared):
     return unit(unit(rng.standard_normal((n, d))) + 0.8 * shared).astype(np.float32)
 
 
+def small_anisotropic_case(seed):
+    """20 queries and 20,000 rows of 64 dimensions, embedding-like."""
+    rng = np.random.default_rng(seed)
+    shared = unit(rng.standard_normal((1, 64)))[0]
+    return anisotropic(rng, 20, 64, shared), anisotropic(rng, 20000, 64, shared)
+
+
 def run(scorer, db, k, block):
     topk = TopK(scorer.queries.shape[0], k)
     for start in range(0, db.shape[0], block):
@@ -141,9 +148,7 @@ def test_bf16_filters_most_blocks_and_rescores_few_entries():
 def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
     """With the bf16 GEMM measured at 10x the dense cost per entry, every block
     is dense and gets no bf16 copy; at 0.01x, blocks are filtered."""
-    rng = np.random.default_rng(6)
-    shared = unit(rng.standard_normal((1, 64)))[0]
-    q, x = anisotropic(rng, 20, 64, shared), anisotropic(rng, 20000, 64, shared)
+    q, x = small_anisotropic_case(6)
     scorer = Bf16Scorer(q)
     topk = TopK(20, 10)
     copies = []
@@ -166,9 +171,7 @@ def test_bf16_counts_the_making_of_its_bf16_copy_as_a_cost_of_filtering():
     """The bf16 copy is made in the reading thread, but it is CPU time spent
     only for filtering: when it alone costs more than dense scoring, blocks
     are scored densely and get no copy."""
-    rng = np.random.default_rng(8)
-    shared = unit(rng.standard_normal((1, 64)))[0]
-    q, x = anisotropic(rng, 20, 64, shared), anisotropic(rng, 20000, 64, shared)
+    q, x = small_anisotropic_case(8)
     scorer = Bf16Scorer(q)
     topk = TopK(20, 10)
     kinds = []
