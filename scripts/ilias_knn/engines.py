@@ -15,12 +15,12 @@ import json
 import logging
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from . import features
 from .atomic import atomic_output
 from .errors import InputError
 
@@ -141,8 +141,8 @@ def choose_scoring(scoring, device, threads=1):
 
 def make_scorer(scoring, device, queries, adapter=None, threads=1):
     """The scorer of ``scoring`` (fp32 or bf16) on ``device``."""
-    if str(device) != "cpu" or scoring == "bf16" or "torch" in sys.modules:
-        import torch  # (imported already for an adapter: its float16 conversion is used, features.py)
+    if str(device) != "cpu" or scoring == "bf16" or features.converts_with_torch():
+        import torch
 
         torch.set_num_threads(threads)
     if scoring == "bf16":

@@ -155,9 +155,14 @@ def to_float32(block, out=None):
     if block.dtype != np.float16 or rows == 0:
         np.copyto(out, block, casting="unsafe")
         return out
-    if "torch" in sys.modules:
+    if converts_with_torch():
         return float16_to_float32_torch(block, out)
     return float16_to_float32_faiss(block, out)
+
+
+def converts_with_torch():
+    """Whether to_float32 converts float16 with torch: where it is imported already."""
+    return "torch" in sys.modules
 
 
 def float16_to_float32_torch(block, out):
