@@ -208,6 +208,13 @@ def job_report(results, num_queries, dim, gemm, side):
               f"fp32 GEMM alone, {rate / side['fp32']:.2f} side by side  [{split}]  {engine}")
 
 
+def arithmetic_floor(num_queries, rows, dim, side, cores):
+    """Seconds of GEMM alone per precision: every database row scored once for
+    every query, by ``cores`` one-thread processes at the side-by-side rate."""
+    flops = 2.0 * num_queries * rows * dim
+    return {name: flops / (cores * rate * 1e9) for name, rate in side.items()}
+
+
 def positions_of(result, params):
     """Global positions (the baseline's numbering) of our retrieved ids."""
     ids = result["db_ids"][result["ranks"]]
@@ -338,6 +345,8 @@ def main():
         print(f"{name:9s} wall {walls} s   peak RSS {max(peak for _, peak, _ in runs):7.0f} MB")
     print(f"one shard-search job: peak RSS {max(job_peaks):.0f} MB (max over {len(job_peaks)} jobs)")
     job_report(work / "results", num_queries, args.dim, gemm, side)
+    floor = arithmetic_floor(num_queries, params["positives"] + params["shards"] * params["rows"], args.dim, side,
+                             args.cores)
     if "compared" in results:
         ratios = [c[0] / w[0] for c, w in zip(results["compared"], results["workflow"])]
         print(f"\n{args.compare} / this checkout, wall time: {np.median(ratios):.3f} "
@@ -348,6 +357,11 @@ def main():
         each = ", ".join(f"{r:.2f}x" for r in ratios)
         print(f"\nspeed-up {np.median(ratios):.2f}x (median of {len(ratios)}: {each}); shard-job peak / baseline "
               f"peak {max(job_peaks) / base_peak:.3f}")
+        baseline_wall = float(np.median([b[0] for b in results["baseline"]]))
+        workflow_wall = float(np.median([w[0] for w in results["workflow"]]))
+        print("GEMM floor (the scores alone, at this run's side-by-side rate): " + "; ".join(
+            f"{name} {seconds:.1f} s: the workflow takes {workflow_wall / seconds:.2f}x it, a method at this "
+            f"floor would be {baseline_wall / seconds:.2f}x the baseline" for name, seconds in floor.items()))
         for name, suffix in (("image", ""), ("text", "_text")):
             same, differing, diff = agreement(work / "results" / "bench" / f"similarities{suffix}.pkl",
                                               work / f"baseline_{name}.npz", params)
