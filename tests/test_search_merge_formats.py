@@ -125,11 +125,14 @@ def test_nan_rows_are_counted_and_named(tmp_path, scoring, bad):
         search_shard(queries, path, 5, scorer_for(*scoring, queries, None), block_rows=64)
 
 
-def test_scores_overflowing_float32_are_named(tmp_path):
+@pytest.mark.filterwarnings("error")  # one message: ours, not numpy's overflow warning beside it
+@pytest.mark.parametrize("scoring", ["fp32", "bf16"])
+def test_scores_overflowing_float32_are_named(tmp_path, scoring):
     path = tmp_path / "huge.h5"
     write_feature_file(path, np.full((10, 4), 3e19, np.float32), [str(i) for i in range(10)], "float32")
+    queries = prepare_queries(np.full((2, 4), 3e19, np.float32), None)
     with pytest.raises(InputError, match="huge.h5: scores overflow float32"):
-        search_shard(prepare_queries(np.full((2, 4), 3e19, np.float32), None), path, 5)
+        search_shard(queries, path, 5, make_scorer(scoring, "cpu", queries))
 
 
 def test_non_ascii_ids_are_refused_before_scoring(tmp_path):

@@ -37,7 +37,7 @@ import numpy as np
 
 from .arrays import ReusedBuffer
 from .phases import PhaseTimes
-from .scoring import check_finite, float32_rows
+from .scoring import check_finite, float32_rows, overflow_checked_later
 
 U32 = 2.0**-24  # float32 unit roundoff
 UB16 = 2.0**-8  # bfloat16 unit roundoff (round to nearest)
@@ -145,7 +145,8 @@ class Bf16Scorer:
             check_finite(x.sum(axis=1))  # (a NaN or inf here would spoil mu for every block)
             self.mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
             self.mu_norm = float(np.linalg.norm(self.mu.astype(np.float64)))
-            self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
+            with overflow_checked_later():  # (then so do the scores: check_finite)
+                self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
             self.mu_t = torch.from_numpy(self.mu)
         if not self.filtering:
             return Bf16Block(x, x_dev)
@@ -207,7 +208,7 @@ class Bf16Scorer:
         """Every score in float32 (the first blocks, or when filtering does not pay)."""
         self.blocks["dense"] += 1
         x, t0 = block.x, time.perf_counter()
-        with self.times("gemm fp32"):
+        with self.times("gemm fp32"), overflow_checked_later():
             if self.on_cpu:
                 scores = np.matmul(self.queries_np, x.T,
                                    out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
