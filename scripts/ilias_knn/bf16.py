@@ -145,7 +145,7 @@ class Bf16Scorer:
             check_finite(x.sum(axis=1))  # (a NaN or inf here would spoil mu for every block)
             self.mu = x.mean(axis=0, dtype=np.float64).astype(np.float32)
             self.mu_norm = float(np.linalg.norm(self.mu.astype(np.float64)))
-            with overflow_checked_later():  # (then so do the scores: check_finite)
+            with overflow_checked_later():  # overflows only where the scores do, which check_finite reports
                 self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
             self.mu_t = torch.from_numpy(self.mu)
         if not self.filtering:
