@@ -345,8 +345,6 @@ def main():
         print(f"{name:9s} wall {walls} s   peak RSS {max(peak for _, peak, _ in runs):7.0f} MB")
     print(f"one shard-search job: peak RSS {max(job_peaks):.0f} MB (max over {len(job_peaks)} jobs)")
     job_report(work / "results", num_queries, args.dim, gemm, side)
-    floor = arithmetic_floor(num_queries, params["positives"] + params["shards"] * params["rows"], args.dim, side,
-                             args.cores)
     if "compared" in results:
         ratios = [c[0] / w[0] for c, w in zip(results["compared"], results["workflow"])]
         print(f"\n{args.compare} / this checkout, wall time: {np.median(ratios):.3f} "
@@ -359,6 +357,8 @@ def main():
               f"peak {max(job_peaks) / base_peak:.3f}")
         baseline_wall = float(np.median([b[0] for b in results["baseline"]]))
         workflow_wall = float(np.median([w[0] for w in results["workflow"]]))
+        floor = arithmetic_floor(num_queries, params["positives"] + params["shards"] * params["rows"], args.dim,
+                                 side, args.cores)
         print("GEMM floor (the scores alone, at this run's side-by-side rate): " + "; ".join(
             f"{name} {seconds:.1f} s: the workflow takes {workflow_wall / seconds:.2f}x it, a method at this "
             f"floor would be {baseline_wall / seconds:.2f}x the baseline" for name, seconds in floor.items()))
