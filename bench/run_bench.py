@@ -137,7 +137,7 @@ def profile(data, scoring, blocks, k):
 
             from ilias_knn.bf16 import Bf16Scorer
 
-            torch.set_num_threads(1)  # as in a shard job: the reading thread has the other core
+            torch.set_num_threads(1)  # one scoring thread, as in a one-thread shard job
             scorer = Bf16Scorer(queries, measure_costs=False)
         else:
             scorer = make_scorer(scoring, "cpu", queries, None, threads=1)

@@ -8,7 +8,7 @@ from ilias_knn.engines import choose_scoring, make_scorer, prepare_queries, reso
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, save_partial
 from ilias_knn.queries import load_queries, read_model_queries
-from ilias_knn.shard_search import search_shard
+from ilias_knn.shard_search import reads_ahead, search_shard
 from ilias_knn.selection import load_selected_ids
 
 
@@ -37,6 +37,7 @@ def main(snakemake):
     result = search_shard(
         prepared, inp.shard, params.k, make_scorer(scoring, device, prepared, adapter, threads),
         adapter=adapter, adapter_path=adapter_path, selected_ids=selected, decode_threads=threads,
+        read_ahead=reads_ahead(device, threads),
     )
     meta = {
         "k": params.k,

@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from ilias_knn.merged_result import load_merged, save_merged
 from ilias_knn.partials import check_partial_meta, load_partial, save_partial
 from ilias_knn.engines import make_scorer, prepare_queries
 from ilias_knn.bf16 import Bf16Scorer
-from ilias_knn.scoring import TorchFp32Scorer
-from ilias_knn.shard_search import search_shard
+from ilias_knn.scoring import Fp32Scorer, TorchFp32Scorer
+from ilias_knn.shard_search import reads_ahead, search_shard
 from ilias_knn.selection import load_selected_ids
 
 
@@ -36,7 +37,7 @@ def scorer_for(scoring, device, queries, adapter):
     return make_scorer(scoring, device, queries, adapter)
 
 
-def run_library(cfg, tmp_path, block_rows=64, scoring=("fp32", "cpu")):
+def run_library(cfg, tmp_path, block_rows=64, scoring=("fp32", "cpu"), make=scorer_for, read_ahead=True):
     adapter = load_adapter(cfg["lin_adapt_path"]) if cfg.get("lin_adapt_path") else None
     _, qf, qids = features.read_all(cfg["query_hdf5"])
     queries = prepare_queries(qf, adapter)
@@ -46,9 +47,9 @@ def run_library(cfg, tmp_path, block_rows=64, scoring=("fp32", "cpu")):
     ]
     paths = []
     for n, (shard, sel) in enumerate(shards):
-        scorer = scorer_for(*scoring, queries, adapter)
+        scorer = make(*scoring, queries, adapter)
         result = search_shard(queries, shard, cfg["k"], scorer, adapter=adapter, selected_ids=sel,
-                              block_rows=block_rows)
+                              block_rows=block_rows, read_ahead=read_ahead)
         out = tmp_path / f"part{n}.npz"
         save_partial(out, result, qids, {"k": cfg["k"], "shard": shard})
         paths.append(str(out))
@@ -73,6 +74,38 @@ def test_library_equals_brute_force(dataset, tmp_path, extra, scoring):
     )
     merged = run_library(cfg, tmp_path, scoring=scoring)
     assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
+
+
+class ThreadRecordingScorer(Fp32Scorer):
+    """Notes the thread each block is prepared in."""
+
+    threads = set()
+
+    def prepare(self, block, keep):
+        self.threads.add(threading.current_thread().name)
+        return super().prepare(block, keep)
+
+
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_blocks_are_read_ahead_only_when_asked(dataset, tmp_path, read_ahead):
+    """The same exact top-k either way; without read-ahead every block is
+    read and prepared in the scoring thread itself."""
+    cfg = model_config(dataset, selected_ids=dataset["selected_ids"], k=50)
+    ThreadRecordingScorer.threads = set()
+    merged = run_library(cfg, tmp_path, make=lambda _s, _d, q, a: ThreadRecordingScorer(q, a), read_ahead=read_ahead)
+    assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
+    main = threading.current_thread().name
+    if read_ahead:
+        assert ThreadRecordingScorer.threads and main not in ThreadRecordingScorer.threads
+    else:
+        assert ThreadRecordingScorer.threads == {main}
+
+
+def test_one_thread_cpu_jobs_read_inline():
+    """A reading thread only where the job has a core for it."""
+    assert not reads_ahead("cpu", 1)
+    assert reads_ahead("cpu", 2)
+    assert reads_ahead("cuda", 1)
 
 
 def test_merged_file_round_trip_and_positions(dataset, tmp_path):

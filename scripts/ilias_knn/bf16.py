@@ -126,8 +126,8 @@ class Bf16Scorer:
         self.expected_density = 1.0
         self.filtering = True  # whether the next blocks get a bf16 copy (prepare runs a block ahead)
         # seconds per entry: "dense" (float32 GEMM + selection), "bf16" (its copy
-        # in the reading thread + GEMM + filter); per candidate: "rescore" (+ selection).
-        # CPU time, wherever spent: with every core running a job, the reading
+        # made in prepare + GEMM + filter); per candidate: "rescore" (+ selection).
+        # CPU time, wherever spent: with every core running a job, a reading
         # thread's work is not free.
         self._cost = {}
         self._normed = None  # the last block with a bf16 copy (its norms)

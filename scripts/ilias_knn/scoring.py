@@ -2,7 +2,8 @@
 
 Every scorer has the same two steps. ``prepare`` turns a block as stored
 (float16 or float32 rows, after the selection) into what its kernel needs,
-adapter applied; it runs one block ahead in the reading thread. ``score`` adds
+adapter applied; it runs one block ahead, in a reading thread where the job
+reads ahead (shard_search.reads_ahead). ``score`` adds
 the block's scores to the TopK through its protocol alone (``thresholds``,
 ``add``, ``add_candidates``). The scorers are interchangeable: each returns
 the float32 top-k. Each keeps its ``times`` per phase (phases.py).

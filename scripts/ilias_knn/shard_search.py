@@ -1,15 +1,16 @@
 """Search one database shard (an HDF5 feature file) for the exact top-k of every query.
 
 The steps: open the shard and check it against the queries (``open_shard``),
-stream its rows in blocks, each read, decoded and prepared one block ahead
-in a background thread (``prepared_blocks``), score every block into one
-TopK (``scan``), then read the ids of the rows that made it (``search_shard``).
+stream its rows in blocks, each read, decoded and prepared (``prepared_blocks``;
+one block ahead in a thread where the job has a core for it: ``reads_ahead``),
+score every block into one TopK (``scan``), then read the ids of the rows that
+made it (``search_shard``).
 """
 
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,15 @@ def open_shard(path, query_dim, adapter=None, adapter_path=None):
         yield Shard(str(path), handle, info)
 
 
+def reads_ahead(device, threads):
+    """Whether a shard job reads its next block in a thread while it scores:
+    only with a core to spare for it (a GPU scores, or the job has more than
+    one thread). A one-thread job has one core (SLURM's cpus-per-task, or
+    --cores N shared by N jobs); a reading thread there only takes turns with
+    the GEMM, which then runs slower by more than the read takes."""
+    return device != "cpu" or threads > 1
+
+
 def prefetched(items, load):
     """``load(item)`` for each item, computed one item ahead in a thread."""
     items = list(items)
@@ -80,9 +90,10 @@ def prefetched(items, load):
             yield current
 
 
-def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1):
+def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1, read_ahead=True):
     """(first row, prepared block, database positions of its kept rows) over
-    the shard, in row order."""
+    the shard, in row order; each prepared one block ahead in a thread when
+    ``read_ahead``."""
     info, dataset = shard.info, shard.handle["features"]
     reader = block_reader(shard.path, dataset, threads=decode_threads)
     log.info("%s: %d rows in blocks of %d, read by %s", shard.path, info.rows, block_rows, reader.name)
@@ -110,21 +121,22 @@ def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads
         with times("prepare"):
             return start, scorer.prepare(block, keep), positions
 
+    starts = range(0, info.rows, block_rows)
     try:
-        yield from prefetched(range(0, info.rows, block_rows), load)
+        yield from prefetched(starts, load) if read_ahead else map(load, starts)
     finally:
         reader.close()
 
 
-def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1):
+def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1, read_ahead=True):
     """Score every block of the shard into ``topk``; the number of rows kept."""
     kept = 0
     report_every = max(1, shard.info.rows // 10)
     next_report = report_every
-    blocks = prepared_blocks(shard, scorer, block_rows, selected_ids, decode_threads)
+    blocks = prepared_blocks(shard, scorer, block_rows, selected_ids, decode_threads, read_ahead)
     try:
         while True:
-            with scorer.times("wait"):  # for the reading thread
+            with scorer.times("wait") if read_ahead else nullcontext():  # for the reading thread
                 item = next(blocks, None)
             if item is None:
                 return kept
@@ -142,7 +154,7 @@ def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1):
 
 
 def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path=None, selected_ids=None,
-                 block_rows=None, decode_threads=1):
+                 block_rows=None, decode_threads=1, read_ahead=True):
     """Exact top-k of ``queries`` (nq x d float32, adapted) in one feature file,
     scored by ``scorer`` (scoring.py, which applies the adapter to the database;
     numpy float32 when not given).
@@ -155,7 +167,7 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
     with open_shard(shard_path, dim, adapter, adapter_path) as shard:
         rows = features.block_rows_for(shard.info, block_rows or block_rows_for_queries(num_queries))
         topk = TopK(num_queries, k)
-        kept = scan(shard, scorer, topk, rows, selected_ids, decode_threads)
+        kept = scan(shard, scorer, topk, rows, selected_ids, decode_threads, read_ahead)
         scores, found_rows = topk.result()
         id_rows = sorted_unique(found_rows, bound=shard.info.rows)
         ids = features.read_ids_at(shard.handle, id_rows)
@@ -168,8 +180,9 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
              "phases": dict(scorer.times.seconds)}
     log.info("%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s)", shard_path, kept, rows_total, elapsed,
              stats["gflops"], stats["engine"])
-    log.info("%s: seconds per phase (reading thread: read, selection, prepare; scoring thread: the rest): %s",
-             shard_path, scorer.times.summary())
+    log.info("%s: seconds per phase (%s): %s", shard_path,
+             "reading thread: read, selection, prepare; scoring thread: the rest" if read_ahead
+             else "one thread, the next block read after each is scored", scorer.times.summary())
     return ShardResult(scores, found_rows, id_rows, ids, rows_total, kept, stats)
 
 
