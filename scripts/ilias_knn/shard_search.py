@@ -73,8 +73,9 @@ def reads_ahead(device, threads):
     """Whether a shard job reads its next block in a thread while it scores:
     only with a core to spare for it (a GPU scores, or the job has more than
     one thread). A one-thread job has one core (SLURM's cpus-per-task, or
-    --cores N shared by N jobs); a reading thread there only takes turns with
-    the GEMM, which then runs slower by more than the read takes."""
+    --cores N shared by N jobs): a reading thread there only takes turns with
+    the GEMM (no faster end to end: bench/README.md) and has the job use more
+    than the core it asked for."""
     return device != "cpu" or threads > 1
 
 
