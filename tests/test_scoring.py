@@ -168,8 +168,8 @@ def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
 
 
 def test_bf16_counts_the_making_of_its_bf16_copy_as_a_cost_of_filtering():
-    """The bf16 copy is made in the reading thread, but it is CPU time spent
-    only for filtering: when it alone costs more than dense scoring, blocks
+    """The bf16 copy is made in prepare (in a reading thread or not), but it is
+    CPU time spent only for filtering: when it alone costs more than dense scoring, blocks
     are scored densely and get no copy."""
     q, x = small_anisotropic_case(8)
     scorer = Bf16Scorer(q)

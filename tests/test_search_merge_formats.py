@@ -77,9 +77,11 @@ def test_library_equals_brute_force(dataset, tmp_path, extra, scoring):
 
 
 class ThreadRecordingScorer(Fp32Scorer):
-    """Notes the thread each block is prepared in."""
+    """Notes in ``threads`` the thread each block is prepared in."""
 
-    threads = set()
+    def __init__(self, queries, adapter, threads):
+        super().__init__(queries, adapter)
+        self.threads = threads
 
     def prepare(self, block, keep):
         self.threads.add(threading.current_thread().name)
@@ -91,14 +93,15 @@ def test_blocks_are_read_ahead_only_when_asked(dataset, tmp_path, read_ahead):
     """The same exact top-k either way; without read-ahead every block is
     read and prepared in the scoring thread itself."""
     cfg = model_config(dataset, selected_ids=dataset["selected_ids"], k=50)
-    ThreadRecordingScorer.threads = set()
-    merged = run_library(cfg, tmp_path, make=lambda _s, _d, q, a: ThreadRecordingScorer(q, a), read_ahead=read_ahead)
+    threads = set()
+    merged = run_library(cfg, tmp_path, make=lambda _s, _d, q, a: ThreadRecordingScorer(q, a, threads),
+                         read_ahead=read_ahead)
     assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
     main = threading.current_thread().name
     if read_ahead:
-        assert ThreadRecordingScorer.threads and main not in ThreadRecordingScorer.threads
+        assert threads and main not in threads
     else:
-        assert ThreadRecordingScorer.threads == {main}
+        assert threads == {main}
 
 
 def test_one_thread_cpu_jobs_read_inline():
