@@ -9,6 +9,8 @@ written as ILIAS writes it, in one run.
     python bench/run_bench.py --read-only       # decode one file, no scoring: chunk decoder vs h5py
     python bench/run_bench.py --scoring bf16    # the workflow with one scorer (default: auto)
     python bench/run_bench.py --repeat 3        # 3 pairs, alternating which runs first
+    python bench/run_bench.py --cold            # every timed run reads the files from storage, not
+                                                # the page cache (as at ILIAS scale: 200 GB a model)
     python bench/run_bench.py --profile bf16 --blocks 40   # one scorer in process on the first
                                                 # blocks of one file: where a block's time goes
 
@@ -58,6 +60,20 @@ def timed(cmd, env=None):
     return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024
 
 
+def evict_from_page_cache(paths):
+    """Drop the files' pages from the page cache (POSIX_FADV_DONTNEED: no root
+    needed), so that the next run reads them from storage, as a model's 200 GB
+    of ILIAS features are read. A storage device cached by a host (a virtual
+    machine's disk) may still serve them from memory."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # (written pages are dropped only once clean)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def cpu_kind():
     flags = ""
     model = platform.processor()
@@ -73,8 +89,9 @@ def cpu_kind():
     return f"{model} ({', '.join(fast) or 'no AVX2'})"
 
 
-def read_only(path, repeat):
-    """GB/s of decoding one file into row-major blocks: h5py against the chunk decoder."""
+def read_only(path, repeat, cold=False):
+    """GB/s of decoding one file into row-major blocks: h5py against the chunk
+    decoder; with ``cold``, each pass reads the file from storage."""
     with h5py.File(path, "r") as fh:
         dataset = fh["features"]
         rows, dim = dataset.shape
@@ -88,13 +105,16 @@ def read_only(path, repeat):
         rates = {name: [] for name in readers}
         for _ in range(repeat):
             for name, reader in readers.items():
+                if cold:
+                    evict_from_page_cache([path])
                 t0 = time.perf_counter()
                 for start in range(0, rows, block_rows):
                     stop = min(rows, start + block_rows)
                     reader.read(start, stop, block[: stop - start])
                 rates[name].append(gb / (time.perf_counter() - t0))
     print(f"\nread-only: {path.name}, {rows} x {dim} {dataset.dtype}, chunks {dataset.chunks}, "
-          f"{gb:.2f} GB from the page cache, {repeat} rounds")
+          f"{gb:.2f} GB {'from storage (evicted before each pass)' if cold else 'from the page cache'}, "
+          f"{repeat} rounds")
     base = np.median(rates["h5py read_direct (chunk-aligned blocks)"])
     for name, values in rates.items():
         print(f"  {name:42s} {', '.join(f'{v:.2f}' for v in values)} GB/s  (median {np.median(values):.2f}, "
@@ -198,7 +218,7 @@ def job_report(results, num_queries, dim, gemm, side):
         stats = meta["stats"]
         flops = 2.0 * num_queries * meta["rows_kept"] * dim
         phases = stats.get("phases", {})
-        scoring = sum(v for k, v in phases.items() if k not in ("read", "prepare", "selection"))
+        scoring = sum(v for k, v in phases.items() if k not in ("read", "prepare", "selection", "open", "ids"))
         rows.append((partial.stem, meta["rows_kept"], stats["seconds"], flops / max(scoring, 1e-9) / 1e9, phases,
                      stats["engine"]))
     print("\nshard jobs (two side by side on --cores 2): seconds in the search, GFLOP/s of its scoring thread")
@@ -258,6 +278,8 @@ def main():
     parser.add_argument("--profile", choices=["fp32", "bf16"], help="only profile one scorer in process")
     parser.add_argument("--blocks", type=int, default=40, help="blocks to profile")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--cold", action="store_true",
+                        help="drop the data files from the page cache before every timed run")
     parser.add_argument("--compare", metavar="CHECKOUT",
                         help="also time the workflow of another checkout (e.g. a git worktree of an older "
                              "commit), in the same run, with its own library")
@@ -274,7 +296,7 @@ def main():
     data = generate(work / f"data_{args.layout}", params)
     print(f"data: {params} ({time.perf_counter() - t0:.0f} s to generate or check)")
     if args.read_only:
-        read_only(data["distractors"][0], max(3, args.repeat))
+        read_only(data["distractors"][0], max(3, args.repeat), args.cold)
         return
     if args.profile:
         profile(data, args.profile, args.blocks, args.k)
@@ -297,10 +319,13 @@ def main():
               "models": {"bench": model}}
     (work / "config.yaml").write_text(json.dumps(config))
     db = [data["positives"], *data["distractors"]]
+    data_files = [data["queries"], data["text_queries"], *db]
+    before_each_run = (lambda: evict_from_page_cache(data_files)) if args.cold else (lambda: None)
 
     def run_baseline():
         walls, peaks = [], []
         for name, queries in (("image", data["queries"]), ("text", data["text_queries"])):
+            before_each_run()
             wall, peak = timed([sys.executable, REPO / "bench" / "baseline_ilias.py", "--query_hdf5", queries,
                                 "--db_hdf5", *db, "--k", args.k, "--out", work / f"baseline_{name}.npz"])
             walls.append(wall)
@@ -317,6 +342,7 @@ def main():
         def run_workflow():
             shutil.rmtree(work / results_dir, ignore_errors=True)
             shutil.rmtree(work / ".snakemake", ignore_errors=True)
+            before_each_run()
             wall, peak = timed([sys.executable, "-m", "snakemake", "-s", checkout / "Snakefile", "--directory",
                                 work, "--configfile", run_config, "--cores", args.cores, "--quiet"], env=env)
             return wall, peak, [wall]
@@ -338,7 +364,8 @@ def main():
 
     print(f"\nscale: {args.image_queries} image + {args.text_queries} text queries, {args.positives} positives "
           f"+ {params['shards']} x {params['rows']} rows ({args.layout}), d={args.dim}, k={args.k}, "
-          f"--cores {args.cores}, scoring {args.scoring}")
+          f"--cores {args.cores}, scoring {args.scoring}, "
+          f"{'files read from storage (evicted before each run)' if args.cold else 'files in the page cache'}")
     for name, runs in results.items():
         walls = ", ".join(f"{wall:.1f}" + (f" ({' + '.join(f'{w:.1f}' for w in parts)})" if len(parts) > 1 else "")
                           for wall, _, parts in runs)
