@@ -104,6 +104,18 @@ def test_blocks_are_read_ahead_only_when_asked(dataset, tmp_path, read_ahead):
         assert threads == {main}
 
 
+def test_one_thread_search_time_is_split_into_disjoint_phases(dataset):
+    """Opening (header and id checks), each block's steps, and the ids of the
+    rows found are each timed once: without read-ahead they are disjoint
+    parts of the search's wall time."""
+    _, queries, _ = features.read_all(dataset["query_hdf5"])
+    shard = dataset["distractor_hdf5"].replace("{idx}", "00000")
+    result = search_shard(queries, shard, 50, block_rows=64, read_ahead=False)
+    phases = result.stats["phases"]
+    assert set(phases) == {"open", "read", "prepare", "gemm", "select", "ids"}
+    assert sum(phases.values()) <= result.stats["seconds"]
+
+
 def test_one_thread_cpu_jobs_read_inline():
     """A reading thread only where the job has a core for it."""
     assert not reads_ahead("cpu", 1)

@@ -96,12 +96,12 @@ def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads
     the shard, in row order; each prepared one block ahead in a thread when
     ``read_ahead``."""
     info, dataset = shard.info, shard.handle["features"]
-    reader = block_reader(shard.path, dataset, threads=decode_threads)
+    times = scorer.times
+    with times("open"):  # (the decoder is checked against h5py on the first rows)
+        reader = block_reader(shard.path, dataset, threads=decode_threads)
     log.info("%s: %d rows in blocks of %d, read by %s", shard.path, info.rows, block_rows, reader.name)
     raw = np.empty((block_rows, info.dim), dtype=dataset.dtype)
     index = shard.handle["index"]
-
-    times = scorer.times
 
     def load(start):
         """(first row, prepared rows, their database positions)."""
@@ -165,13 +165,17 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
     t0 = time.perf_counter()
     num_queries, dim = queries.shape
     scorer = scorer or Fp32Scorer(queries, adapter)
+    opened = time.perf_counter()
     with open_shard(shard_path, dim, adapter, adapter_path) as shard:
+        scorer.times.add("open", time.perf_counter() - opened)  # header, every id checked, dimensions
         rows = features.block_rows_for(shard.info, block_rows or block_rows_for_queries(num_queries))
         topk = TopK(num_queries, k)
         kept = scan(shard, scorer, topk, rows, selected_ids, decode_threads, read_ahead)
-        scores, found_rows = topk.result()
-        id_rows = sorted_unique(found_rows, bound=shard.info.rows)
-        ids = features.read_ids_at(shard.handle, id_rows)
+        with scorer.times("select"):
+            scores, found_rows = topk.result()
+        with scorer.times("ids"):  # of the rows found: a second pass over 'index'
+            id_rows = sorted_unique(found_rows, bound=shard.info.rows)
+            ids = features.read_ids_at(shard.handle, id_rows)
         rows_total = shard.info.rows
     elapsed = time.perf_counter() - t0
     if selected_ids is not None and kept == 0:
