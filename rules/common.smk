@@ -136,11 +136,12 @@ def check_inputs_exist():
         made_here.update(
             os.path.normpath(p) for p in ([paths] if isinstance(paths, str) else paths)
         )
-    missing = [
-        f"{owner}: {key}: {path}"
-        for owner, key, path in get_configured_inputs()
-        if not os.path.exists(path) and os.path.normpath(path) not in made_here
-    ]
+    named_by = {}  # a missing file -> (its path as configured, where it is named)
+    for owner, key, path in get_configured_inputs():
+        normal = os.path.normpath(path)
+        if not os.path.exists(path) and normal not in made_here:
+            named_by.setdefault(normal, (path, []))[1].append(f"{owner}: {key}")
+    missing = [f"{'; '.join(where)}: {path}" for path, where in named_by.values()]
     if missing:
         raise WorkflowError(
             f"{len(missing)} configured input file(s) do not exist, so nothing was run "
@@ -405,12 +406,12 @@ def print_summary():
 def validate_inputs():
     """Before any job runs (not at parse time, not in dry runs): header checks of
     every model's files, all problems reported at once."""
-    from ilias_knn.validate import model_input_problems
+    from ilias_knn.validate import input_problems
 
-    problems = []
-    for name, cfg in MODELS.items():
-        shards = [get_shard_hdf5(name, shard) for shard in get_shard_names(name)]
-        problems += model_input_problems(name, cfg, shards)
+    problems = input_problems(
+        (name, cfg, [get_shard_hdf5(name, shard) for shard in get_shard_names(name)])
+        for name, cfg in MODELS.items()
+    )
     if problems:
         listing = "\n  - ".join(problems)
         raise WorkflowError(f"Bad input, nothing was searched:\n  - {listing}")

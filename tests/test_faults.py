@@ -318,6 +318,25 @@ def test_bad_input_table(good_run, case):
     assert not (work / "results/bad").exists() or not list((work / "results/bad").rglob("*.npz"))
 
 
+def test_a_bad_file_shared_by_models_is_one_message(good_run):
+    """Full and mini-ILIAS models share their files: a bad one is named once,
+    with both models; a problem of one model alone stays its own line."""
+    work, _, config, before = good_run
+    truncated, truncated_message = bad_file(work, "truncated")
+    adapter, adapter_message = bad_file(work, "adapter_keys")
+    shared = dict(config["models"]["good"], **truncated)
+    cfg = dict(config, models={"good": config["models"]["good"], "full": shared,
+                               "mini": dict(shared, **adapter)})
+    proc = run_snakemake(work, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    problems = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 2, out
+    assert problems[0].startswith("  - models full, mini: ") and truncated_message in problems[0], out
+    assert problems[1].startswith("  - model mini: ") and adapter_message in problems[1], out
+    assert (work / "results/good/similarities.json").read_bytes() == before
+
+
 def test_selection_matching_no_distractor_is_a_warning_with_counts(good_run):
     work, data, config, before = good_run
     (work / "no_match.txt").write_text("nothing/here.jpg\n")
@@ -415,4 +434,17 @@ def test_missing_inputs_fail_every_run_and_keep_results(finished_adapted_run, ca
     for path in missing:
         assert "model m: " in out and path in out, (path, out)
     assert "Nothing to be done" not in out
+    assert results_snapshot(work / "results") == before
+
+
+def test_a_missing_file_shared_by_models_is_one_line(finished_adapted_run):
+    work, _, config, before = finished_adapted_run
+    gone = str(work / "moved" / "features_positives.hdf5")
+    models = {name: dict(cfg, positive_hdf5=gone) for name, cfg in config["models"].items()}
+    proc = run_snakemake(work, "-n", config=dict(config, models=models), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "1 configured input file(s) do not exist" in out, out
+    listed = [line for line in out.splitlines() if line.startswith("  - ")]
+    assert listed == [f"  - model m: positive_hdf5; model other: positive_hdf5: {gone}"], out
     assert results_snapshot(work / "results") == before

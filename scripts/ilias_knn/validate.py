@@ -1,4 +1,4 @@
-"""Checks of a model's inputs that are cheap (HDF5 headers, the small adapter
+"""Checks of the models' inputs that are cheap (HDF5 headers, the small adapter
 file), run once before any job starts so that a typo fails in seconds, not
 after an hour of searching. Each check is the one the jobs run (their
 messages are the same); feature values (NaN/inf) are checked while searching."""
@@ -12,10 +12,28 @@ from .queries import check_query_dims
 from .selection import check_not_empty
 
 
-def model_input_problems(name, cfg, shard_paths):
-    """Problems of one model's inputs, one line each (empty when all is well).
-    Files not there yet (made by an earlier rule: the demo) are skipped."""
+def input_problems(models):
+    """Problems of the inputs of ``models`` ((name, config, shard paths) each),
+    one line per problem: a bad file that several models share is opened once
+    and named once, with every model that uses it."""
+    owners = {}  # problem -> the models that meet it, in the order found
+    headers = {}
+    for name, cfg, shard_paths in models:
+        for problem in model_input_problems(cfg, shard_paths, headers):
+            owners.setdefault(problem, []).append(name)
+    return [f"{named_models(names)}: {problem}" for problem, names in owners.items()]
+
+
+def named_models(names):
+    return f"model {names[0]}" if len(names) == 1 else "models " + ", ".join(names)
+
+
+def model_input_problems(cfg, shard_paths, headers=None):
+    """Problems of one model's inputs (empty when all is well). ``headers``
+    keeps each file's header check across models. Files not there yet (made
+    by an earlier rule: the demo) are skipped."""
     problems = []
+    headers = {} if headers is None else headers
 
     def check(function, *args):
         try:
@@ -25,7 +43,17 @@ def model_input_problems(name, cfg, shard_paths):
             return None
 
     def header(path):
-        return check(features.describe, path) if Path(path).exists() else None
+        if not Path(path).exists():
+            return None
+        if path not in headers:
+            try:
+                headers[path] = features.describe(path)
+            except InputError as exc:
+                headers[path] = exc
+        if isinstance(headers[path], InputError):
+            problems.append(str(headers[path]))
+            return None
+        return headers[path]
 
     queries = header(cfg["query_hdf5"])
     text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
@@ -42,4 +70,4 @@ def model_input_problems(name, cfg, shard_paths):
     selected = cfg.get("selected_ids")
     if selected and Path(selected).is_file():
         check(check_not_empty, selected)
-    return [f"model {name}: {problem}" for problem in problems]
+    return problems
