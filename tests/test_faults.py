@@ -290,6 +290,13 @@ def bad_file(work, case):
 
         torch.save({"layer.weight": torch.ones(8, 16), "layer.bias": torch.ones(5)}, d / "a.pth")
         return {"lin_adapt_path": str(d / "a.pth")}, "inconsistent shapes"
+    if case == "repeated_query_id":
+        good = work / "data" / "features_image_queries.hdf5"
+        with h5py.File(good) as fh:
+            feats, ids = fh["features"][...], [i.decode() for i in fh["index"][...]]
+        ids[-1] = ids[0]
+        write_feature_file(d / "q.h5", feats, ids, str(feats.dtype))
+        return {"query_hdf5": str(d / "q.h5")}, f"q.h5: query id '{ids[0]}' appears 2 times"
     if case == "missing_middle_shard":
         return {"total_distractors": 4}, "features_distractors_00002.hdf5"
     if case == "no_idx":
@@ -301,7 +308,8 @@ def bad_file(work, case):
 
 
 TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
-         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "missing_middle_shard", "no_idx", "k_zero"]
+         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "repeated_query_id",
+         "missing_middle_shard", "no_idx", "k_zero"]
 
 
 @pytest.mark.parametrize("case", TABLE)

@@ -126,3 +126,19 @@ def test_non_ascii_ids_are_refused_with_the_file_named(tmp_path, vlen):
     with features.open_feature_file(path) as fh:
         with pytest.raises(InputError, match=r"u\.hdf5.*not ASCII"):
             features.read_ids_at(fh, np.array([1]))
+
+
+def test_repeated_query_ids_are_refused_per_query_set(tmp_path):
+    """Result files are keyed by query id: a repeated id within a set is refused
+    (rows and count named); image and text sets may share ids (separate files)."""
+    from ilias_knn.queries import read_model_queries
+
+    x = np.eye(6, 8, dtype=np.float32)
+    ids = ["a", "b", "c", "b", "d", "c"]
+    write_feature_file(tmp_path / "dup.h5", x, ids, "float32")
+    with pytest.raises(InputError, match=r"dup.h5: query id 'b' appears 2 times \(rows \[1, 3\]; 2 repeated"):
+        read_model_queries(tmp_path / "dup.h5")
+    write_feature_file(tmp_path / "image.h5", x, ["a", "b", "c", "d", "e", "f"], "float32")
+    write_feature_file(tmp_path / "text.h5", x, ["a", "b", "c", "d", "e", "f"], "float32")
+    queries = read_model_queries(tmp_path / "image.h5", tmp_path / "text.h5")
+    assert queries.ids.tolist() == ["a", "b", "c", "d", "e", "f"] * 2

@@ -99,6 +99,13 @@ def decode_ids(raw, path=""):
     return ascii_ids(raw, path).astype(str)
 
 
+def read_ids(path):
+    """All ids of a (small) feature file, as a numpy str array. For queries."""
+    with open_feature_file(path) as handle:
+        check_header(handle, path)
+        return decode_ids(handle["index"][...], path)
+
+
 def read_all(path):
     """Read a whole (small) feature file: float32 features and str ids. For queries."""
     with open_feature_file(path) as handle:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import features
+from .arrays import repeated_values
 from .atomic import atomic_output
 from .errors import InputError
 
@@ -27,12 +28,28 @@ def check_query_dims(path, name, dim, first_path, first_dim):
         )
 
 
+def check_unique_query_ids(ids, path):
+    """A query set's ids must be unique: the result files are keyed by query
+    id, so a repeated id would silently keep one of its queries' results."""
+    repeated = repeated_values(ids)
+    if repeated.size == 0:
+        return
+    first = repeated[0].decode("ascii")  # repeated values come back as ASCII bytes, sorted
+    rows = np.flatnonzero(np.asarray(ids, dtype=str) == first).tolist()
+    raise InputError(
+        f"{path}: query id {first!r} appears {len(rows)} times (rows {rows[:4]}; {repeated.size} "
+        "repeated id(s) in all). Results are keyed by query id: give each query its own id, or "
+        "remove the repeated rows."
+    )
+
+
 def read_query_sets(paths):
     """Read ``{set name: HDF5 path}`` (image first) into one float32 matrix."""
     feats, ids, sets, start = [], [], [], 0
     first_path = None
     for name, path in paths.items():
         _, set_feats, set_ids = features.read_all(path)
+        check_unique_query_ids(set_ids, path)
         if first_path is not None:
             check_query_dims(path, name, set_feats.shape[1], first_path, feats[0].shape[1])
         first_path = first_path or path

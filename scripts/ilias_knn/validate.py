@@ -1,5 +1,5 @@
-"""Checks of the models' inputs that are cheap (HDF5 headers, the small adapter
-file), run once before any job starts so that a typo fails in seconds, not
+"""Checks of the models' inputs that are cheap (HDF5 headers, the query files'
+ids, the small adapter file), run once before any job starts so that a typo fails in seconds, not
 after an hour of searching. Each check is the one the jobs run (their
 messages are the same); feature values (NaN/inf) are checked while searching."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
-from .queries import check_query_dims
+from .queries import check_query_dims, check_unique_query_ids
 from .selection import check_not_empty
 
 
@@ -57,6 +57,9 @@ def model_input_problems(cfg, shard_paths, headers=None):
 
     queries = header(cfg["query_hdf5"])
     text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
+    for query_file in (queries, text):
+        if query_file:  # a few thousand ids: read whole
+            check(lambda path: check_unique_query_ids(features.read_ids(path), path), query_file.path)
     if queries and text:
         check(check_query_dims, text.path, "text", text.dim, queries.path, queries.dim)
     adapter_path = cfg.get("lin_adapt_path")
