@@ -58,3 +58,16 @@ def test_empty_selection_is_an_error(tmp_path):
     path.write_text("\n\n")
     with pytest.raises(InputError, match="is empty"):
         load_selected_ids(path)
+
+
+def test_selection_with_crlf_lines_matches(tmp_path):
+    path = tmp_path / "sel.txt"
+    path.write_bytes(b"src/a.jpg\r\nb.jpg\r\n")
+    assert load_selected_ids(path).tolist() == ["b.jpg", "src/a.jpg"]
+
+
+def test_selection_not_ascii_names_its_line(tmp_path):
+    path = tmp_path / "sel.txt"
+    path.write_bytes("a.jpg\n\nb.jpg\ncaf\u00e9.jpg\nd.jpg\n".encode())
+    with pytest.raises(InputError, match=r"sel.txt: line 4 is not ASCII"):
+        load_selected_ids(path)

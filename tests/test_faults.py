@@ -297,6 +297,9 @@ def bad_file(work, case):
         ids[-1] = ids[0]
         write_feature_file(d / "q.h5", feats, ids, str(feats.dtype))
         return {"query_hdf5": str(d / "q.h5")}, f"q.h5: query id '{ids[0]}' appears 2 times"
+    if case == "selection_not_ascii":
+        (d / "sel.txt").write_bytes("a/1.jpg\n\u00e9/2.jpg\n".encode())
+        return {"selected_ids": str(d / "sel.txt")}, "sel.txt: line 2 is not ASCII"
     if case == "missing_middle_shard":
         return {"total_distractors": 4}, "features_distractors_00002.hdf5"
     if case == "no_idx":
@@ -309,7 +312,7 @@ def bad_file(work, case):
 
 TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
          "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "repeated_query_id",
-         "missing_middle_shard", "no_idx", "k_zero"]
+         "selection_not_ascii", "missing_middle_shard", "no_idx", "k_zero"]
 
 
 @pytest.mark.parametrize("case", TABLE)

@@ -10,21 +10,28 @@ from .errors import InputError
 
 def load_selected_ids(path):
     """Sorted unique numpy str array of the listed ids (blank lines ignored)."""
+    ids = [line.strip() for line in read_selected_ids_text(path).splitlines()]
+    return np.unique(np.array([i for i in ids if i], dtype=str))
+
+
+def read_selected_ids_text(path):
+    """The text of a selected-ids file, refused when it is missing, not ASCII
+    (ILIAS ids are) or without an id. One pass at disk speed: the jobs and the
+    check before any job starts both read it through here."""
     if not Path(path).is_file():
         raise InputError(f"{path}: selected-ids file does not exist. Check selected_ids.")
-    with open(path, encoding="ascii", errors="strict") as fh:
-        ids = [line.strip() for line in fh]
-    ids = np.unique(np.array([i for i in ids if i], dtype=str))
-    if ids.size == 0:
+    data = Path(path).read_bytes()
+    if not data.isascii():
+        first = int(np.flatnonzero(np.frombuffer(data, np.uint8) > 127)[0])
+        line = data.count(b"\n", 0, first) + 1
+        raise InputError(
+            f"{path}: line {line} is not ASCII. ILIAS ids are ASCII "
+            "strings, so it can match no distractor: correct or remove that line."
+        )
+    text = data.decode("ascii")
+    if not text.strip():
         raise empty_selection(path)
-    return ids
-
-
-def check_not_empty(path):
-    """Refuse a selected-ids file without an id (reads it only to its first one)."""
-    with open(path, "rb") as fh:
-        if not any(line.strip() for line in fh):
-            raise empty_selection(path)
+    return text
 
 
 def empty_selection(path):

@@ -9,7 +9,7 @@ from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
 from .queries import check_query_dims, check_unique_query_ids
-from .selection import check_not_empty
+from .selection import read_selected_ids_text
 
 
 def input_problems(models):
@@ -72,5 +72,5 @@ def model_input_problems(cfg, shard_paths, headers=None):
             check(features.check_database_dim, path, shard.dim, queries.dim, queries.path)
     selected = cfg.get("selected_ids")
     if selected and Path(selected).is_file():
-        check(check_not_empty, selected)
+        check(read_selected_ids_text, selected)
     return problems
