@@ -290,6 +290,11 @@ def bad_file(work, case):
 
         torch.save({"layer.weight": torch.ones(8, 16), "layer.bias": torch.ones(5)}, d / "a.pth")
         return {"lin_adapt_path": str(d / "a.pth")}, "inconsistent shapes"
+    if case == "adapter_nan":
+        import torch
+
+        torch.save({"layer.weight": torch.full((8, 16), float("nan")), "layer.bias": torch.ones(8)}, d / "a.pth")
+        return {"lin_adapt_path": str(d / "a.pth")}, "a.pth: layer.weight holds NaN or inf"
     if case == "repeated_query_id":
         good = work / "data" / "features_image_queries.hdf5"
         with h5py.File(good) as fh:
@@ -311,7 +316,7 @@ def bad_file(work, case):
 
 
 TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
-         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "repeated_query_id",
+         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "adapter_nan", "repeated_query_id",
          "selection_not_ascii", "missing_middle_shard", "no_idx", "k_zero"]
 
 
