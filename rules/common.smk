@@ -1,5 +1,6 @@
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -26,19 +27,46 @@ TEXT_SUFFIX = "_text"  # evaluation_text.json, {save_name}_text.{ext}: text-quer
 
 
 def check_model_configs():
-    """Cross-field checks that a JSON schema cannot express; no file is opened."""
+    """Cross-field checks that a JSON schema cannot express, every problem of
+    every model at once; no file is opened."""
+    problems = []
     for name, cfg in MODELS.items():
         template = cfg.get("distractor_hdf5")
         if template and cfg["total_distractors"] > 1 and "{idx}" not in template:
-            raise WorkflowError(
+            problems.append(
                 f"model {name}: distractor_hdf5 ({template}) has no '{{idx}}' placeholder but "
                 f"total_distractors is {cfg['total_distractors']}. Write the path with {{idx}} "
                 "where the 5-digit file number goes, e.g. features_distractors_{idx}.hdf5."
             )
         if cfg["query_expansion"] > cfg["k"]:
-            raise WorkflowError(
+            problems.append(
                 f"model {name}: query_expansion ({cfg['query_expansion']}) is larger than k "
                 f"({cfg['k']}). Expansion uses the first search's top-n: raise k or lower n."
+            )
+    if problems:
+        raise WorkflowError(
+            "Invalid configuration (see README, 'Configuration'):\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+def warn_unsearched_distractors():
+    """A distractor file numbered total_distractors exists: most likely the
+    setting was left at its default or not raised, and results would silently
+    cover part of the database. A warning (searching fewer files on purpose is
+    allowed); one stat per model."""
+    for name, cfg in MODELS.items():
+        template, total = cfg.get("distractor_hdf5"), cfg["total_distractors"]
+        if (
+            template
+            and "{idx}" in template
+            and os.path.exists(get_distractor_hdf5(name, total))
+        ):
+            print(
+                f"Warning: model {name}: {get_distractor_hdf5(name, total)} exists but "
+                f"total_distractors is {total}, so it (and any file after it) is not searched. "
+                "Raise total_distractors to search it.",
+                file=sys.stderr,
             )
 
 
@@ -154,6 +182,7 @@ def check_inputs_exist():
 
 check_model_configs()
 check_inputs_exist()
+warn_unsearched_distractors()
 
 
 wildcard_constraints:

@@ -168,6 +168,26 @@ def test_bad_config_is_rejected_clearly(tmp_path, change, message):
     assert message.lower() in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
 
 
+def test_cross_field_config_problems_of_every_model_at_once(tmp_path, dataset):
+    cfg = {"models": {"a": model_config(dataset, distractor_hdf5="d.h5", total_distractors=2),
+                      "b": model_config(dataset, k=5, query_expansion=6)}}
+    proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "model a: distractor_hdf5 (d.h5) has no '{idx}' placeholder" in out, out
+    assert "model b: query_expansion (6) is larger than k (5)" in out, out
+
+
+@pytest.mark.parametrize("total", [2, 3])
+def test_a_distractor_file_beyond_total_distractors_is_a_warning(tmp_path, dataset, total):
+    """The dataset has files 00000-00002: total_distractors 2 leaves one unsearched."""
+    proc = run_snakemake(tmp_path, "-n", config={"models": {"m": model_config(dataset, total_distractors=total)}})
+    out = proc.stdout + proc.stderr
+    unsearched = dataset["distractor_hdf5"].replace("{idx}", "00002")
+    warning = f"Warning: model m: {unsearched} exists but total_distractors is 2, so it (and any file after it)"
+    assert (warning in out) == (total == 2), out
+
+
 def test_missing_file_is_named(tmp_path, dataset):
     cfg = {"models": {"m": model_config(dataset, total_distractors=5)}}
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
