@@ -142,3 +142,17 @@ def test_repeated_query_ids_are_refused_per_query_set(tmp_path):
     write_feature_file(tmp_path / "text.h5", x, ["a", "b", "c", "d", "e", "f"], "float32")
     queries = read_model_queries(tmp_path / "image.h5", tmp_path / "text.h5")
     assert queries.ids.tolist() == ["a", "b", "c", "d", "e", "f"] * 2
+
+
+def test_job_logs_hold_no_faiss_loader_lines(tmp_path):
+    """faiss's loader reports a failed AVX2 import at INFO even where its one
+    library uses AVX2: a job's log keeps the job's own lines only."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "job.log"
+    script = (f"import logging; from ilias_knn.logs import setup_logging; setup_logging({str(log)!r}); "
+              "import faiss; logging.getLogger('ilias_knn').info('own line')")
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("INFO own line"), lines

@@ -16,6 +16,9 @@ def setup_logging(log_path=None):
         handlers=handlers,
         force=True,
     )
+    # faiss's loader logs at INFO that its AVX2 module failed to import, even
+    # where one library dispatches to AVX2 at run time: a false alarm per job
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     return logging.getLogger("ilias_knn")
 
 
