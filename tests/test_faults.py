@@ -295,6 +295,9 @@ def bad_file(work, case):
 
         torch.save({"layer.weight": torch.full((8, 16), float("nan")), "layer.bias": torch.ones(8)}, d / "a.pth")
         return {"lin_adapt_path": str(d / "a.pth")}, "a.pth: layer.weight holds NaN or inf"
+    if case == "no_queries":
+        write_feature_file(d / "t.h5", np.ones((0, 16)), [], "float16")
+        return {"text_query_hdf5": str(d / "t.h5")}, "t.h5: holds no queries (0 rows)"
     if case == "repeated_query_id":
         good = work / "data" / "features_image_queries.hdf5"
         with h5py.File(good) as fh:
@@ -316,8 +319,8 @@ def bad_file(work, case):
 
 
 TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
-         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "adapter_nan", "repeated_query_id",
-         "selection_not_ascii", "missing_middle_shard", "no_idx", "k_zero"]
+         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "adapter_nan", "no_queries",
+         "repeated_query_id", "selection_not_ascii", "missing_middle_shard", "no_idx", "k_zero"]
 
 
 @pytest.mark.parametrize("case", TABLE)

@@ -128,7 +128,7 @@ def test_non_ascii_ids_are_refused_with_the_file_named(tmp_path, vlen):
             features.read_ids_at(fh, np.array([1]))
 
 
-def test_repeated_query_ids_are_refused_per_query_set(tmp_path):
+def test_query_sets_need_rows_and_unique_ids(tmp_path):
     """Result files are keyed by query id: a repeated id within a set is refused
     (rows and count named); image and text sets may share ids (separate files)."""
     from ilias_knn.queries import read_model_queries
@@ -142,6 +142,9 @@ def test_repeated_query_ids_are_refused_per_query_set(tmp_path):
     write_feature_file(tmp_path / "text.h5", x, ["a", "b", "c", "d", "e", "f"], "float32")
     queries = read_model_queries(tmp_path / "image.h5", tmp_path / "text.h5")
     assert queries.ids.tolist() == ["a", "b", "c", "d", "e", "f"] * 2
+    write_feature_file(tmp_path / "none.h5", x[:0], [], "float32")
+    with pytest.raises(InputError, match=r"none.h5: holds no queries \(0 rows\)"):
+        read_model_queries(tmp_path / "image.h5", tmp_path / "none.h5")
 
 
 def test_job_logs_hold_no_faiss_loader_lines(tmp_path):

@@ -28,6 +28,14 @@ def check_query_dims(path, name, dim, first_path, first_dim):
         )
 
 
+def check_has_queries(path, rows):
+    if rows == 0:
+        raise InputError(
+            f"{path}: holds no queries (0 rows). Point the config at the query features "
+            "written by the feature extraction, or re-extract them."
+        )
+
+
 def check_unique_query_ids(ids, path):
     """A query set's ids must be unique: the result files are keyed by query
     id, so a repeated id would silently keep one of its queries' results."""
@@ -49,6 +57,7 @@ def read_query_sets(paths):
     first_path = None
     for name, path in paths.items():
         _, set_feats, set_ids = features.read_all(path)
+        check_has_queries(path, len(set_ids))
         check_unique_query_ids(set_ids, path)
         if first_path is not None:
             check_query_dims(path, name, set_feats.shape[1], first_path, feats[0].shape[1])

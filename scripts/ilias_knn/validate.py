@@ -8,7 +8,7 @@ from pathlib import Path
 from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
-from .queries import check_query_dims, check_unique_query_ids
+from .queries import check_has_queries, check_query_dims, check_unique_query_ids
 from .selection import read_selected_ids_text
 
 
@@ -59,6 +59,7 @@ def model_input_problems(cfg, shard_paths, headers=None):
     text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
     for query_file in (queries, text):
         if query_file:  # a few thousand ids: read whole
+            check(check_has_queries, query_file.path, query_file.rows)
             check(lambda path: check_unique_query_ids(features.read_ids(path), path), query_file.path)
     if queries and text:
         check(check_query_dims, text.path, "text", text.dim, queries.path, queries.dim)
