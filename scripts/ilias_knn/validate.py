@@ -1,7 +1,8 @@
 """Checks of the models' inputs that are cheap (HDF5 headers, the query files'
-ids, the small adapter file), run once before any job starts so that a typo fails in seconds, not
-after an hour of searching. Each check is the one the jobs run (their
-messages are the same); feature values (NaN/inf) are checked while searching."""
+ids, the small adapter and selected-ids files), run once before any job
+starts so that a typo fails in seconds, not after an hour of searching. Each
+check is the one the jobs run (their messages are the same); feature values
+(NaN/inf) are checked while searching."""
 
 from pathlib import Path
 
