@@ -57,15 +57,14 @@ def warn_unsearched_distractors():
     allowed); one stat per model."""
     for name, cfg in MODELS.items():
         template, total = cfg.get("distractor_hdf5"), cfg["total_distractors"]
-        if (
-            template
-            and "{idx}" in template
-            and os.path.exists(get_distractor_hdf5(name, total))
-        ):
+        if not template or "{idx}" not in template:
+            continue
+        unsearched = get_distractor_hdf5(name, total)
+        if os.path.exists(unsearched):
             print(
-                f"Warning: model {name}: {get_distractor_hdf5(name, total)} exists but "
-                f"total_distractors is {total}, so it (and any file after it) is not searched. "
-                "Raise total_distractors to search it.",
+                f"Warning: model {name}: {unsearched} exists but total_distractors is "
+                f"{total}, so it (and any file after it) is not searched. Raise "
+                "total_distractors to search it.",
                 file=sys.stderr,
             )
 

@@ -28,12 +28,19 @@ def check_query_dims(path, name, dim, first_path, first_dim):
         )
 
 
-def check_has_queries(path, rows):
-    if rows == 0:
+def check_query_set_ids(ids, path):
+    """A query set needs rows, each with its own id."""
+    if len(ids) == 0:
         raise InputError(
             f"{path}: holds no queries (0 rows). Point the config at the query features "
             "written by the feature extraction, or re-extract them."
         )
+    check_unique_query_ids(ids, path)
+
+
+def check_query_file(path):
+    """check_query_set_ids on a query file's ids alone (before the jobs read it)."""
+    check_query_set_ids(features.read_ids(path), path)
 
 
 def check_unique_query_ids(ids, path):
@@ -57,8 +64,7 @@ def read_query_sets(paths):
     first_path = None
     for name, path in paths.items():
         _, set_feats, set_ids = features.read_all(path)
-        check_has_queries(path, len(set_ids))
-        check_unique_query_ids(set_ids, path)
+        check_query_set_ids(set_ids, path)
         if first_path is not None:
             check_query_dims(path, name, set_feats.shape[1], first_path, feats[0].shape[1])
         first_path = first_path or path

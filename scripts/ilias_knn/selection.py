@@ -34,6 +34,11 @@ def read_selected_ids_text(path):
     return text
 
 
+def check_selected_ids(path):
+    """read_selected_ids_text's checks alone (nothing kept)."""
+    read_selected_ids_text(path)
+
+
 def empty_selection(path):
     return InputError(
         f"{path}: selected-ids file is empty. List one distractor id per line, "

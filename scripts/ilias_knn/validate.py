@@ -9,8 +9,8 @@ from pathlib import Path
 from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
-from .queries import check_has_queries, check_query_dims, check_unique_query_ids
-from .selection import read_selected_ids_text
+from .queries import check_query_dims, check_query_file
+from .selection import check_selected_ids
 
 
 def input_problems(models):
@@ -18,9 +18,9 @@ def input_problems(models):
     one line per problem: a bad file that several models share is opened once
     and named once, with every model that uses it."""
     owners = {}  # problem -> the models that meet it, in the order found
-    headers = {}
+    done = {}
     for name, cfg, shard_paths in models:
-        for problem in model_input_problems(cfg, shard_paths, headers):
+        for problem in model_input_problems(cfg, shard_paths, done):
             owners.setdefault(problem, []).append(name)
     return [f"{named_models(names)}: {problem}" for problem, names in owners.items()]
 
@@ -29,12 +29,12 @@ def named_models(names):
     return f"model {names[0]}" if len(names) == 1 else "models " + ", ".join(names)
 
 
-def model_input_problems(cfg, shard_paths, headers=None):
-    """Problems of one model's inputs (empty when all is well). ``headers``
-    keeps each file's header check across models. Files not there yet (made
-    by an earlier rule: the demo) are skipped."""
+def model_input_problems(cfg, shard_paths, done=None):
+    """Problems of one model's inputs (empty when all is well). ``done`` keeps
+    each file's checks across models. Files not there yet (made by an earlier
+    rule: the demo) are skipped."""
     problems = []
-    headers = {} if headers is None else headers
+    done = {} if done is None else done  # (check, path) -> its result or its error
 
     def check(function, *args):
         try:
@@ -43,29 +43,31 @@ def model_input_problems(cfg, shard_paths, headers=None):
             problems.append(str(exc))
             return None
 
-    def header(path):
-        if not Path(path).exists():
-            return None
-        if path not in headers:
+    def check_file(function, path):
+        """``check(function, path)``, run once per file across models."""
+        key = (function, str(path))
+        if key not in done:
             try:
-                headers[path] = features.describe(path)
+                done[key] = function(path)
             except InputError as exc:
-                headers[path] = exc
-        if isinstance(headers[path], InputError):
-            problems.append(str(headers[path]))
+                done[key] = exc
+        if isinstance(done[key], InputError):
+            problems.append(str(done[key]))
             return None
-        return headers[path]
+        return done[key]
+
+    def header(path):
+        return check_file(features.describe, path) if Path(path).exists() else None
 
     queries = header(cfg["query_hdf5"])
     text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
     for query_file in (queries, text):
         if query_file:  # a few thousand ids: read whole
-            check(check_has_queries, query_file.path, query_file.rows)
-            check(lambda path: check_unique_query_ids(features.read_ids(path), path), query_file.path)
+            check_file(check_query_file, query_file.path)
     if queries and text:
         check(check_query_dims, text.path, "text", text.dim, queries.path, queries.dim)
     adapter_path = cfg.get("lin_adapt_path")
-    adapter = check(load_adapter, adapter_path) if adapter_path and Path(adapter_path).exists() else None
+    adapter = check_file(load_adapter, adapter_path) if adapter_path and Path(adapter_path).exists() else None
     if queries and adapter is not None:
         check(check_adapter_dim, adapter, queries.dim, adapter_path, queries.path)
     for path in shard_paths:
@@ -74,5 +76,5 @@ def model_input_problems(cfg, shard_paths, headers=None):
             check(features.check_database_dim, path, shard.dim, queries.dim, queries.path)
     selected = cfg.get("selected_ids")
     if selected and Path(selected).is_file():
-        check(read_selected_ids_text, selected)
+        check_file(check_selected_ids, selected)
     return problems
