@@ -126,7 +126,7 @@ def load_result(path):
 # ----------------------------------------------------------------------------
 # Snakemake runs in a temporary working directory.
 # ----------------------------------------------------------------------------
-def run_snakemake(workdir, *args, config=None, check=True, timeout=600):
+def run_snakemake(workdir, *args, config=None, check=True, timeout=600, env=None):
     if config is not None:
         (Path(workdir) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [
@@ -134,7 +134,7 @@ def run_snakemake(workdir, *args, config=None, check=True, timeout=600):
         "--directory", str(workdir), "--configfile", str(Path(workdir) / "config.yaml"),
         "--cores", "2", *args,
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

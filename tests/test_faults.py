@@ -62,13 +62,15 @@ def test_cli_equals_brute_force(dataset, tmp_path, save_as):
 
 def test_cli_takes_the_save_names_ilias_users_give(dataset, tmp_path):
     """ILIAS users search text queries as --query_hdf5 and name the result
-    similarities_text; Snakemake's state stays under {save_dir}/knn_workflow/."""
+    similarities_text; Snakemake's state stays under {save_dir}/knn_workflow/.
+    A '~' the shell left alone (quoted, as a path with {idx} is) is home."""
     out = tmp_path / "out"
+    in_home = "~/" + os.path.relpath(dataset["distractor_hdf5"], tmp_path)
     proc = subprocess.run(
         [*CLI, "--query_hdf5", dataset["text_query_hdf5"], "--positive_hdf5", dataset["positive_hdf5"],
-         "--distractor_hdf5", dataset["distractor_hdf5"], "--total_distractors", "3", "--k", "20",
-         "--use_gpu", "false", "--cores", "2", "--save_dir", str(out), "--save_name", "similarities_text"],
-        capture_output=True, text=True, timeout=600)
+         "--distractor_hdf5", in_home, "--total_distractors", "3", "--k", "20",
+         "--use_gpu", "false", "--cores", "2", "--save_dir", "~/out", "--save_name", "similarities_text"],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, HOME=str(tmp_path)))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cfg = model_config(dataset, k=20)
     qids, ids, sims = load_result(out / "similarities_text.json")

@@ -188,6 +188,22 @@ def test_a_distractor_file_beyond_total_distractors_is_a_warning(tmp_path, datas
     assert (warning in out) == (total == 2), out
 
 
+def test_home_folder_in_paths_is_expanded(tmp_path):
+    """``~/...`` in the configuration is the home folder (neither YAML nor
+    Snakemake expands it): inputs are found, results land under home, not in
+    a folder named '~'."""
+    home = tmp_path / "home"
+    data = small_dataset(home / "data")
+    cfg = model_config(data, total_distractors=2, k=20, lin_adapt_path=data["lin_adapt_path"])
+    in_home = {key: "~/" + os.path.relpath(path, home) for key, path in cfg.items() if isinstance(path, str)}
+    work = tmp_path / "work"
+    work.mkdir()
+    config = {"results_dir": "~/results", "scoring": "fp32", "models": {"m": dict(cfg, **in_home)}}
+    run_snakemake(work, config=config, env={"HOME": str(home)})
+    assert not (work / "~").exists()
+    assert_topk_matches(*load_result(home / "results/m/similarities.json"), brute_force(cfg))
+
+
 def test_missing_file_is_named(tmp_path, dataset):
     cfg = {"models": {"m": model_config(dataset, total_distractors=5)}}
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)

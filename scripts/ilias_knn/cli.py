@@ -56,7 +56,9 @@ def build_parser():
 
 
 def absolute(path):
-    return os.path.abspath(path) if path else None
+    """An absolute path (the workflow runs in another folder); ``~`` quoted
+    past the shell, as '~/f_{idx}.hdf5' must be, is the home folder."""
+    return os.path.abspath(os.path.expanduser(path)) if path else None
 
 
 def build_config(args, work_dir):
@@ -101,7 +103,7 @@ def publish(source, target):
 def main(argv=None, snakefile="Snakefile"):
     """Run the workflow of ``snakefile`` with the ILIAS flags in ``argv``."""
     args = build_parser().parse_args(argv)
-    save_dir = Path(args.save_dir).resolve()
+    save_dir = Path(absolute(args.save_dir))
     work_dir = save_dir / WORK_SUBDIR
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{args.save_name}.config.yaml"

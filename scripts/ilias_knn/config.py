@@ -1,8 +1,10 @@
 """The workflow's configuration checked against its JSON schema (the single
 source of truth for keys, types and defaults): one pass that lists every
-problem as one short line and fills in the schema's defaults."""
+problem as one short line, fills in the schema's defaults and expands ``~``
+in paths (keys with ``format: path``)."""
 
 import copy
+import os
 
 import jsonschema
 import yaml
@@ -13,25 +15,30 @@ def load_schema(path):
         return yaml.safe_load(fh)
 
 
-def _filling_defaults(validator_class):
+def _completing(validator_class):
     """A validator that also sets the ``default`` of every property an object
-    lacks (the jsonschema documentation's recipe)."""
+    lacks (the jsonschema documentation's recipe) and expands ``~`` in the
+    values of ``format: path`` properties (neither YAML nor Snakemake does:
+    ``~/results`` would be a folder named ``~``)."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
-    def set_defaults(validator, properties, instance, schema):
+    def complete(validator, properties, instance, schema):
         if validator.is_type(instance, "object"):
             for name, subschema in properties.items():
                 if "default" in subschema:
                     instance.setdefault(name, copy.deepcopy(subschema["default"]))
+                if subschema.get("format") == "path" and isinstance(instance.get(name), str):
+                    instance[name] = os.path.expanduser(instance[name])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    return jsonschema.validators.extend(validator_class, {"properties": complete})
 
 
 def check_config(config, schema):
     """Problems of ``config`` ('models.m.k: 0 is less than the minimum of 1'),
-    empty when it is valid; its missing keys get the schema's defaults."""
-    validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
+    empty when it is valid; its missing keys get the schema's defaults, its
+    paths' ``~`` the home folder."""
+    validator = _completing(jsonschema.Draft202012Validator)(schema)
     problems = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
