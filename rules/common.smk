@@ -433,13 +433,14 @@ def print_summary():
 
 def validate_inputs():
     """Before any job runs (not at parse time, not in dry runs): header checks of
-    every model's files, all problems reported at once."""
+    every model's files and of the ground truth, all problems reported at once."""
     from ilias_knn.validate import input_problems
 
-    problems = input_problems(
+    models = [
         (name, cfg, [get_shard_hdf5(name, shard) for shard in get_shard_names(name)])
         for name, cfg in MODELS.items()
-    )
+    ]
+    problems = input_problems(models, config.get("dataset_dir"), config.get("taxonomy"))
     if problems:
         listing = "\n  - ".join(problems)
         raise WorkflowError(f"Bad input, nothing was searched:\n  - {listing}")

@@ -252,6 +252,52 @@ def test_ground_truth_reader_names_a_missing_file(tmp_path):
         read_ground_truth(tmp_path)
 
 
+def test_bad_ground_truth_fails_before_any_search(tmp_path):
+    """A malformed positive_ids.txt, an unreadable taxonomy and query instances
+    the ground truth does not know are cheap to find: all named before any
+    search, not after the last shard."""
+    data = make_dataset(tmp_path / "data", num_instances=6, queries_per_instance=2, positives_per_instance=3,
+                        distractor_rows=(200,), dim=16, seed=2)
+    config = {"device": "cpu", "dataset_dir": data["dataset_dir"], "taxonomy": data["taxonomy"],
+              "models": {"m": model_config(data, text_query_hdf5=data["text_query_hdf5"], total_distractors=1,
+                                           k=20)}}
+    positives = Path(data["dataset_dir"]) / "image_ids/positive_ids.txt"
+    lines = positives.read_text().splitlines()
+    taxonomy = Path(data["taxonomy"])
+    tree = json.loads(taxonomy.read_text())
+
+    positives.write_text("\n".join(lines[:2] + [lines[2].rsplit(",", 1)[0]] + lines[3:]) + "\n")
+    taxonomy.write_text('{"category0": ["inst0000"]}')
+    proc = run_snakemake(tmp_path, config=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"evaluation: {positives}: line 3 ({lines[2].rsplit(',', 1)[0]!r}) is not 'id,scale,clutter'" in out, out
+    assert f"evaluation: {taxonomy}: cannot read the taxonomy" in out, out
+    assert not (tmp_path / "results/m/shards").exists()
+
+    # instances without positives (inst0001), or outside the taxonomy (inst0000): each query file named
+    positives.write_text("\n".join(line for line in lines if not line.startswith("inst0001/")) + "\n")
+    for subcategories in tree.values():
+        for groups in subcategories.values():
+            for instances in groups.values():
+                instances[:] = [name for name in instances if name != "inst0000"]
+    taxonomy.write_text(json.dumps(tree))
+    proc = run_snakemake(tmp_path, config=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for queries in (data["query_hdf5"], data["text_query_hdf5"]):
+        assert (f"model m: {queries}: 1 query instance(s) have no positive in {positives} (first: ['inst0001'])"
+                in out), out
+    assert not (tmp_path / "results/m/shards").exists()
+    positives.write_text("\n".join(lines) + "\n")
+    proc = run_snakemake(tmp_path, config=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert (f"model m: {data['query_hdf5']}: 1 query instance(s) are not in the taxonomy {taxonomy} "
+            "(first: ['inst0000'])") in out, out
+    assert not (tmp_path / "results/m/shards").exists()
+
+
 def test_random_lists_with_ties_match_the_reference():
     rng = np.random.default_rng(0)
     nq, width, k = 60, 120, 100

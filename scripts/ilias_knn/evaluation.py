@@ -40,6 +40,8 @@ class GroundTruth:
     clutter: np.ndarray  # float
     positives_per_instance: dict
     taxonomy: dict  # instance -> (category, subcategory)
+    path: str = "positive_ids.txt"  # where the positives were read, for messages
+    taxonomy_path: str = None
 
 
 def read_ground_truth(dataset_dir, taxonomy_path=None):
@@ -47,33 +49,71 @@ def read_ground_truth(dataset_dir, taxonomy_path=None):
     path = Path(dataset_dir) / "image_ids" / "positive_ids.txt"
     if not path.is_file():
         raise InputError(f"{path}: file does not exist. dataset_dir must be the ILIAS folder holding image_ids/.")
-    rows = [line.strip().split(",") for line in path.read_text().splitlines() if line.strip()]
-    if not rows or any(len(r) < 3 for r in rows):
-        raise InputError(f"{path}: expected lines 'id,scale,clutter'. Re-download the ILIAS image ids.")
-    ids = np.array([r[0] for r in rows], dtype=str)
+    ids, scale, clutter = [], [], []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.strip().split(",")
+        try:
+            scale.append(float(fields[1]))
+            clutter.append(float(fields[2]))
+        except (IndexError, ValueError):
+            raise InputError(
+                f"{path}: line {number} ({line.strip()[:60]!r}) is not 'id,scale,clutter'. dataset_dir "
+                "must be the ILIAS folder holding image_ids/; re-download the ILIAS image ids."
+            ) from None
+        ids.append(fields[0])
+    if not ids:
+        raise InputError(f"{path}: no lines 'id,scale,clutter'. Re-download the ILIAS image ids.")
+    ids = np.array(ids, dtype=str)
     order = np.argsort(ids)
-    ids = ids[order]
-    scale = np.array([float(r[1]) for r in rows])[order]
-    clutter = np.array([float(r[2]) for r in rows])[order]
-    instances = instance_of(ids)
+    instances = instance_of(ids[order])
     uniq, counts = np.unique(instances, return_counts=True)
     taxonomy = read_taxonomy(taxonomy_path) if taxonomy_path else {}
-    return GroundTruth(ids, instances, scale, clutter, dict(zip(uniq.tolist(), counts.tolist())), taxonomy)
+    return GroundTruth(ids[order], instances, np.array(scale)[order], np.array(clutter)[order],
+                       dict(zip(uniq.tolist(), counts.tolist())), taxonomy, str(path), taxonomy_path)
+
+
+def read_lines(path):
+    try:
+        return Path(path).read_text().splitlines()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read it ({exc}). It must be a readable text file.") from exc
 
 
 def read_taxonomy(path):
     """ILIAS ``misc/taxonomy.json``: category -> subcategory -> group -> [instances]."""
     try:
         tree = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+        return {
+            instance: (category, f"{category}-{subcategory}")
+            for category, subcategories in tree.items()
+            for subcategory, groups in subcategories.items()
+            for instances in groups.values()
+            for instance in instances
+        }
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise InputError(f"{path}: cannot read the taxonomy ({exc}). Use ILIAS misc/taxonomy.json.") from exc
-    return {
-        instance: (category, f"{category}-{subcategory}")
-        for category, subcategories in tree.items()
-        for subcategory, groups in subcategories.items()
-        for instances in groups.values()
-        for instance in instances
-    }
+
+
+def check_query_instances(query_ids, gt, queries):
+    """Every query's instance (its id up to the first '/') needs positives in
+    the ground truth, and a place in the taxonomy when there is one; else its
+    AP means nothing. ``queries`` names the queries in the message."""
+    instances = set(instance_of(query_ids).tolist())
+    without_positives = sorted(instances - set(gt.positives_per_instance))
+    if without_positives:
+        raise InputError(
+            f"{queries}: {len(without_positives)} query instance(s) have no positive in {gt.path} "
+            f"(first: {without_positives[:3]}). Check that dataset_dir matches these features "
+            "(ids must be 'instance/...')."
+        )
+    untaxed = sorted(instances - set(gt.taxonomy)) if gt.taxonomy else []
+    if untaxed:
+        raise InputError(
+            f"{queries}: {len(untaxed)} query instance(s) are not in the taxonomy {gt.taxonomy_path} "
+            f"(first: {untaxed[:3]}). Use the ILIAS misc/taxonomy.json, or leave taxonomy unset."
+        )
 
 
 def average_precision(hits, scores, valid, k, num_positives):
@@ -108,13 +148,8 @@ def average_precision(hits, scores, valid, k, num_positives):
 def evaluate(query_ids, db_ids, sims, ranks, gt, k):
     """The ILIAS report of one query set: percentages, as a plain dict."""
     query_ids = np.asarray(query_ids, dtype=str)
+    check_query_instances(query_ids, gt, "the queries")
     query_instance = instance_of(query_ids)
-    missing = sorted(set(query_instance.tolist()) - set(gt.positives_per_instance))
-    if missing:
-        raise InputError(
-            f"queries of instance(s) {missing[:5]} have no positive in positive_ids.txt. "
-            "Check that dataset_dir matches these features (ids must be 'instance/...')."
-        )
     # each database entry: index of its positive (or -1)
     db_ids = np.asarray(db_ids).astype(str)
     where = np.searchsorted(gt.positive_ids, db_ids)
@@ -162,8 +197,6 @@ def _per_category(ap, query_instance, gt):
         per_instance[inst].append(value)
     categories, subcategories = defaultdict(list), defaultdict(list)
     for inst, values in per_instance.items():
-        if inst not in gt.taxonomy:
-            raise InputError(f"instance {inst!r} is not in the taxonomy. Use the ILIAS misc/taxonomy.json.")
         category, subcategory = gt.taxonomy[inst]
         categories[category].append(np.mean(values))
         subcategories[subcategory].append(np.mean(values))

@@ -38,9 +38,11 @@ def check_query_set_ids(ids, path):
     check_unique_query_ids(ids, path)
 
 
-def check_query_file(path):
-    """check_query_set_ids on a query file's ids alone (before the jobs read it)."""
-    check_query_set_ids(features.read_ids(path), path)
+def read_query_ids(path):
+    """A query file's ids alone, checked as the jobs check them (before they run)."""
+    ids = features.read_ids(path)
+    check_query_set_ids(ids, path)
+    return ids
 
 
 def check_unique_query_ids(ids, path):

@@ -1,38 +1,64 @@
 """Checks of the models' inputs that are cheap (HDF5 headers, the query files'
-ids, the small adapter and selected-ids files), run once before any job
-starts so that a typo fails in seconds, not after an hour of searching. Each
-check is the one the jobs run (their messages are the same); feature values
-(NaN/inf) are checked while searching."""
+ids, the small adapter and selected-ids files, the evaluation's ground truth),
+run once before any job starts so that a typo fails in seconds, not after an
+hour of searching. Each check is the one the jobs run (their messages are the
+same); feature values (NaN/inf) are checked while searching."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
-from .queries import check_query_dims, check_query_file
+from .evaluation import check_query_instances, read_ground_truth, read_taxonomy
+from .queries import check_query_dims, read_query_ids
 from .selection import check_selected_ids
 
 
-def input_problems(models):
-    """Problems of the inputs of ``models`` ((name, config, shard paths) each),
-    one line per problem: a bad file that several models share is opened once
-    and named once, with every model that uses it."""
+def input_problems(models, dataset_dir=None, taxonomy=None):
+    """Problems of the inputs of ``models`` ((name, config, shard paths) each)
+    and, with ``dataset_dir``, of the ground truth they are evaluated on, one
+    line per problem: a bad file that several models share is opened once and
+    named once, with every model that uses it."""
+    problems = []
+    ground_truth = checked_ground_truth(dataset_dir, taxonomy, problems) if dataset_dir else None
     owners = {}  # problem -> the models that meet it, in the order found
     done = {}
     for name, cfg, shard_paths in models:
-        for problem in model_input_problems(cfg, shard_paths, done):
+        for problem in model_input_problems(cfg, shard_paths, done, ground_truth):
             owners.setdefault(problem, []).append(name)
-    return [f"{named_models(names)}: {problem}" for problem, names in owners.items()]
+    return problems + [f"{named_models(names)}: {problem}" for problem, names in owners.items()]
+
+
+def checked_ground_truth(dataset_dir, taxonomy, problems):
+    """The ground truth (without a taxonomy where that is unreadable), or None,
+    its problems (the positives' and the taxonomy's, both) added to
+    ``problems``. Files not there yet are skipped."""
+    ground_truth, taxonomy_read = None, {}
+    if (Path(dataset_dir) / "image_ids" / "positive_ids.txt").exists():
+        try:
+            ground_truth = read_ground_truth(dataset_dir)
+        except InputError as exc:
+            problems.append(f"evaluation: {exc}")
+    if taxonomy and Path(taxonomy).exists():
+        try:
+            taxonomy_read = read_taxonomy(taxonomy)
+        except InputError as exc:
+            problems.append(f"evaluation: {exc}")
+    if ground_truth is None:
+        return None
+    return replace(ground_truth, taxonomy=taxonomy_read, taxonomy_path=taxonomy)
 
 
 def named_models(names):
     return f"model {names[0]}" if len(names) == 1 else "models " + ", ".join(names)
 
 
-def model_input_problems(cfg, shard_paths, done=None):
-    """Problems of one model's inputs (empty when all is well). ``done`` keeps
-    each file's checks across models. Files not there yet (made by an earlier
-    rule: the demo) are skipped."""
+def model_input_problems(cfg, shard_paths, done=None, ground_truth=None):
+    """Problems of one model's inputs (empty when all is well), its query ids
+    checked against ``ground_truth`` when given. ``done`` keeps each file's
+    checks across models. Files not there yet (made by an earlier rule: the
+    demo) are skipped."""
     problems = []
     done = {} if done is None else done  # (check, path) -> its result or its error
 
@@ -62,8 +88,9 @@ def model_input_problems(cfg, shard_paths, done=None):
     queries = header(cfg["query_hdf5"])
     text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
     for query_file in (queries, text):
-        if query_file:  # a few thousand ids: read whole
-            check_file(check_query_file, query_file.path)
+        ids = check_file(read_query_ids, query_file.path) if query_file else None  # a few thousand
+        if ids is not None and ground_truth is not None:
+            check(check_query_instances, ids, ground_truth, query_file.path)
     if queries and text:
         check(check_query_dims, text.path, "text", text.dim, queries.path, queries.dim)
     adapter_path = cfg.get("lin_adapt_path")
