@@ -26,9 +26,9 @@ RESULT_EXTENSIONS = {"json": "json", "pickle": "pkl"}
 TEXT_SUFFIX = "_text"  # evaluation_text.json, {save_name}_text.{ext}: text-query files
 
 
-def check_model_configs():
+def model_config_problems():
     """Cross-field checks that a JSON schema cannot express, every problem of
-    every model at once; no file is opened."""
+    every model; no file is opened."""
     problems = []
     for name, cfg in MODELS.items():
         template = cfg.get("distractor_hdf5")
@@ -43,11 +43,7 @@ def check_model_configs():
                 f"model {name}: query_expansion ({cfg['query_expansion']}) is larger than k "
                 f"({cfg['k']}). Expansion uses the first search's top-n: raise k or lower n."
             )
-    if problems:
-        raise WorkflowError(
-            "Invalid configuration (see README, 'Configuration'):\n  - "
-            + "\n  - ".join(problems)
-        )
+    return problems
 
 
 def warn_unsearched_distractors():
@@ -154,10 +150,11 @@ def get_configured_inputs():
             yield "evaluation", "taxonomy", config["taxonomy"]
 
 
-def check_inputs_exist():
+def missing_inputs():
     """Every configured input must exist, in every run (dry runs and runs with
     nothing to do included): results already on disk must never pass for results
-    of a configuration whose inputs are gone. Stats only, no file is opened."""
+    of a configuration whose inputs are gone. One line per missing file, with
+    everything that names it; stats only, no file is opened."""
     made_here = set()
     for paths in get_demo_outputs().values():
         made_here.update(
@@ -168,19 +165,35 @@ def check_inputs_exist():
         normal = os.path.normpath(path)
         if not os.path.exists(path) and normal not in made_here:
             named_by.setdefault(normal, (path, []))[1].append(f"{owner}: {key}")
-    missing = [f"{'; '.join(where)}: {path}" for path, where in named_by.values()]
+    return [f"{'; '.join(where)}: {path}" for path, where in named_by.values()]
+
+
+def check_configuration():
+    """The configuration's cross-field problems and its missing inputs, all in
+    one message, before anything runs."""
+    sections = []
+    problems = model_config_problems()
+    if problems:
+        sections.append(
+            "Invalid configuration (see README, 'Configuration'):\n  - "
+            + "\n  - ".join(problems)
+        )
+    missing = missing_inputs()
     if missing:
-        raise WorkflowError(
-            f"{len(missing)} configured input file(s) do not exist, so nothing was run "
-            "(results already on disk are left as they are):\n  - "
+        sections.append(
+            f"{len(missing)} configured input file(s) do not exist:\n  - "
             + "\n  - ".join(missing)
-            + "\nCorrect these paths (or total_distractors) in the configuration, or restore the "
-            "files, and run again."
+            + "\nCorrect these paths (or total_distractors) in the configuration, or "
+            "restore the files, and run again."
+        )
+    if sections:
+        raise WorkflowError(
+            "Nothing was run (results already on disk are left as they are).\n"
+            + "\n".join(sections)
         )
 
 
-check_model_configs()
-check_inputs_exist()
+check_configuration()
 warn_unsearched_distractors()
 
 

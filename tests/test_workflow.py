@@ -168,14 +168,17 @@ def test_bad_config_is_rejected_clearly(tmp_path, change, message):
     assert message.lower() in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
 
 
-def test_cross_field_config_problems_of_every_model_at_once(tmp_path, dataset):
+def test_cross_field_config_problems_and_missing_files_of_every_model_at_once(tmp_path, dataset):
     cfg = {"models": {"a": model_config(dataset, distractor_hdf5="d.h5", total_distractors=2),
-                      "b": model_config(dataset, k=5, query_expansion=6)}}
+                      "b": model_config(dataset, k=5, query_expansion=6),
+                      "c": model_config(dataset, positive_hdf5="gone.hdf5")}}
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "model a: distractor_hdf5 (d.h5) has no '{idx}' placeholder" in out, out
     assert "model b: query_expansion (6) is larger than k (5)" in out, out
+    assert "2 configured input file(s) do not exist:\n  - model a: distractor_hdf5 file 00000 of 2; " \
+           "model a: distractor_hdf5 file 00001 of 2: d.h5\n  - model c: positive_hdf5: gone.hdf5\n" in out, out
 
 
 @pytest.mark.parametrize("total", [2, 3])
