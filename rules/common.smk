@@ -33,10 +33,13 @@ def model_config_problems():
     for name, cfg in MODELS.items():
         template = cfg.get("distractor_hdf5")
         if template and cfg["total_distractors"] > 1 and "{idx}" not in template:
+            placeholder = re.search(r"\{idx[^}]*\}", template)
             problems.append(
-                f"model {name}: distractor_hdf5 ({template}) has no '{{idx}}' placeholder but "
-                f"total_distractors is {cfg['total_distractors']}. Write the path with {{idx}} "
-                "where the 5-digit file number goes, e.g. features_distractors_{idx}.hdf5."
+                f"model {name}: distractor_hdf5 ({template}) has "
+                + (f"'{placeholder[0]}'," if placeholder else "no '{idx}' placeholder")
+                + f" but total_distractors is {cfg['total_distractors']}. Write the path with "
+                "{idx} (exactly: it always becomes a 5-digit number, 00000, 00001, ...) where "
+                "the file number goes, e.g. features_distractors_{idx}.hdf5."
             )
         if cfg["query_expansion"] > cfg["k"]:
             problems.append(

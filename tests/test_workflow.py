@@ -159,6 +159,9 @@ def test_kill_and_resume(tmp_path):
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": 0}}}, "0 is less than the minimum of 1"),
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d.h5",
                            "total_distractors": 3}}}, "has no '{idx}' placeholder"),
+        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d_{idx:03d}.h5",
+                           "total_distractors": 3}}}, "has '{idx:03d}', but total_distractors is 3. Write the "
+                                                      "path with {idx} (exactly: it always becomes a 5-digit"),
         ({"resuls_dir": "x", "models": {"m": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "'resuls_dir' was unexpected"),
     ],
 )
