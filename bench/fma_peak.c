@@ -25,18 +25,8 @@ int main(void) {
     for (int run = 0; run < 5; run++) {
         double t = now();
         for (long i = 0; i < iterations; i++) {
-            acc[0] = _mm256_fmadd_ps(acc[0], m, c);
-            acc[1] = _mm256_fmadd_ps(acc[1], m, c);
-            acc[2] = _mm256_fmadd_ps(acc[2], m, c);
-            acc[3] = _mm256_fmadd_ps(acc[3], m, c);
-            acc[4] = _mm256_fmadd_ps(acc[4], m, c);
-            acc[5] = _mm256_fmadd_ps(acc[5], m, c);
-            acc[6] = _mm256_fmadd_ps(acc[6], m, c);
-            acc[7] = _mm256_fmadd_ps(acc[7], m, c);
-            acc[8] = _mm256_fmadd_ps(acc[8], m, c);
-            acc[9] = _mm256_fmadd_ps(acc[9], m, c);
-            acc[10] = _mm256_fmadd_ps(acc[10], m, c);
-            acc[11] = _mm256_fmadd_ps(acc[11], m, c);
+#pragma GCC unroll 12 /* the chains must stay in registers */
+            for (int j = 0; j < 12; j++) acc[j] = _mm256_fmadd_ps(acc[j], m, c);
         }
         t = now() - t;
         if (t < best) best = t;
