@@ -116,6 +116,24 @@ def test_file_with_a_userblock_reads_the_same(tmp_path):
         reader.close()
 
 
+def test_features_behind_an_external_link_are_decoded_from_the_linked_file(tmp_path):
+    """'features' may be an external link into another file: its chunks are at
+    offsets of that file, which the decoder reads (not the linking file)."""
+    feats = np.random.default_rng(5).standard_normal((900, 24)).astype(np.float16)
+    target = tmp_path / "target.h5"
+    with h5py.File(target, "w") as fh:
+        fh["padding"] = np.zeros((4000, 64), np.float32)  # the chunks lie far into this file
+        fh.create_dataset("features", data=feats, compression="gzip", compression_opts=0)
+    linking = tmp_path / "linking.h5"
+    with h5py.File(linking, "w") as fh:
+        fh["features"] = h5py.ExternalLink(str(target), "/features")
+    with h5py.File(linking, "r") as fh:
+        reader = block_reader(linking, fh["features"], threads=2)
+        assert isinstance(reader, ChunkDecoder), reader
+        assert same_bits(read_all(reader, 900, 24, np.float16, 300), feats)
+        reader.close()
+
+
 def chunk_layout(path):
     with h5py.File(path, "r") as fh:
         return ChunkLayout.of(fh["features"])[0]

@@ -168,7 +168,8 @@ def block_reader(path, dataset, threads=1, check_rows=None):
     if layout is None:
         log.info("%s: read by h5py (%s)", path, why)
         return H5pyReader(dataset)
-    decoder = ChunkDecoder(path, layout, threads)
+    # the file holding the chunks: another one where 'features' is an external link
+    decoder = ChunkDecoder(dataset.file.filename, layout, threads)
     rows = min(dataset.shape[0], check_rows or layout.chunk_shape[0])
     if rows:
         ours = np.empty((rows, dataset.shape[1]), dataset.dtype)
