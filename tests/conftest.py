@@ -1,10 +1,12 @@
 """Shared test helpers: an independent float64 brute force, and Snakemake runs."""
 
+import errno
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -139,6 +141,46 @@ def run_snakemake(workdir, *args, config=None, check=True, timeout=600, env=None
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+class PausedShardJob:
+    """Runs Snakemake (one core) so that its ``job``-th shard search (0 = the
+    first) waits at its start: ``wait()`` returns once it waits there, with
+    exactly ``job`` shard searches finished; ``release()`` lets it go on. A
+    test stops a run at a known point this way, whatever the speed of either
+    process (tests/pause_hook/sitecustomize.py)."""
+
+    def __init__(self, workdir, job):
+        workdir = Path(workdir)
+        self.fifo = workdir / "pause.fifo"
+        os.mkfifo(self.fifo)
+        pythonpath = [str(REPO / "tests" / "pause_hook"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath),
+                   ILIAS_TEST_PAUSE_FIFO=str(self.fifo), ILIAS_TEST_PAUSE_JOB=str(job))
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "1"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, env=env)
+        self.pipe = None
+
+    def wait(self, timeout=300):
+        deadline = time.monotonic() + timeout
+        while self.pipe is None:
+            try:  # succeeds only once the job has opened the pipe to read
+                self.pipe = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()
+                    raise AssertionError("the run ended or timed out before the job to pause:\n"
+                                         + self.proc.communicate()[0])
+                time.sleep(0.05)
+
+    def release(self):
+        if self.pipe is not None:
+            os.close(self.pipe)
+            self.pipe = None
 
 
 def planned_job_list(workdir, *args, config=None):

@@ -2,10 +2,8 @@
 drop-in command line for the ILIAS knn_search/search.py."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -14,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import (
-    REPO, assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config, run_snakemake,
+    REPO, PausedShardJob, assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config,
+    run_snakemake,
 )
 from ilias_knn import features
 from ilias_knn.demo import make_dataset, write_feature_file
@@ -144,30 +143,24 @@ def test_duplicate_ids_are_refused(tmp_path):
 # Faults: a second run, a full disk
 # ----------------------------------------------------------------------------
 def test_second_run_in_the_same_directory_is_refused(tmp_path):
-    """The first run is frozen (SIGSTOP) once it holds the lock and has finished
-    one shard, so the second run meets it there however slowly either starts."""
+    """The first run is held at its second shard search, so it holds the lock
+    and has finished one shard when the second run starts, whatever the speed
+    of either."""
     data = make_dataset(tmp_path / "data", num_instances=10, distractor_rows=(3000,) * 3, dim=32, seed=2)
     cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=3, k=20)}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(tmp_path / "config.yaml"), "--cores", "1"]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-    shards = tmp_path / "results/m/shards"
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(shards.glob("*.npz")) and first.poll() is None:
-        time.sleep(0.01)
-    os.killpg(first.pid, signal.SIGSTOP)  # Snakemake and its running job, mid-run
+    first = PausedShardJob(tmp_path, job=1)
     try:
+        first.wait()
         assert list((tmp_path / ".snakemake" / "locks").glob("*")), "the first run holds no lock"
-        assert not (tmp_path / "results/m/similarities.json").exists(), "the first run is not mid-run"
+        assert len(list((tmp_path / "results/m/shards").glob("*.npz"))) == 1
         second = run_snakemake(tmp_path, config=cfg, check=False)
     finally:
-        os.killpg(first.pid, signal.SIGCONT)
-    out, _ = first.communicate(timeout=600)
+        first.release()
+    out, _ = first.proc.communicate(timeout=600)
     assert second.returncode != 0
     assert "cannot be locked" in second.stdout + second.stderr
-    assert first.returncode == 0, out
+    assert first.proc.returncode == 0, out
     qids, ids, sims = load_result(tmp_path / "results/m/similarities.json")
     assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
 
