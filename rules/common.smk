@@ -197,7 +197,9 @@ def check_configuration():
 
 
 check_configuration()
-warn_unsearched_distractors()
+# once per run, not again in every cluster job's log
+if workflow.is_main_process:
+    warn_unsearched_distractors()
 
 
 wildcard_constraints:

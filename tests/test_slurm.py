@@ -148,11 +148,16 @@ def test_gpu_jobs_ask_for_a_gpu_and_their_decoding_cores(cluster, tmp_path):
 
 
 def test_grouped_shards_share_slurm_jobs(cluster, tmp_path):
-    data = make_dataset(tmp_path / "data", num_instances=4, distractor_rows=(100,) * 5, dim=16, seed=12)
+    # file 00005 is left unsearched: warned about once, not again in every job's log
+    data = make_dataset(tmp_path / "data", num_instances=4, distractor_rows=(100,) * 6, dim=16, seed=12)
     cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=5, k=10)}}
     # --cores caps what one group job asks for (its members then run in turn)
     out = snakemake_slurm(tmp_path, "--slurm-array-jobs", "none", "--groups", "search_shard=search",
-                          "--group-components", "search=3", "--cores", "2", config=cfg)
+                          "--group-components", "search=3", "--cores", "2", "--slurm-keep-successful-logs",
+                          config=cfg)
+    assert out.count("so it (and any file after it) is not searched") == 1, out
+    job_logs = list((tmp_path / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert len(job_logs) == 4 and not any("is not searched" in log.read_text() for log in job_logs), job_logs
     jobs = accounting(run_id(out))
     # 6 shard searches packed 3 per SLURM job, plus merge and format
     assert sorted(jobs) == sorted([("search_shard", "COMPLETED")] * 2
