@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 from ilias_knn.config import check_config, load_schema
 from ilias_knn.merged_result import FORMAT_VERSION as MERGED_FORMAT_VERSION
+from ilias_knn.partials import FORMAT_VERSION as PARTIAL_FORMAT_VERSION
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 

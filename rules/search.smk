@@ -21,6 +21,8 @@ rule search_shard:
         runtime=get_search_runtime,
     params:
         k=get_model_param("k"),
+        # a new partial format reruns the shard searches (and what reads them)
+        format_version=PARTIAL_FORMAT_VERSION,
     script:
         "../scripts/search_shard.py"
 

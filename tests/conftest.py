@@ -183,9 +183,9 @@ class PausedShardJob:
             self.pipe = None
 
 
-def planned_job_list(workdir, *args, config=None):
+def planned_job_list(workdir, *args, config=None, env=None):
     """(rule, output) pairs a dry run would execute (the rule all included)."""
-    proc = run_snakemake(workdir, "-n", "--printshellcmds", *args, config=config)
+    proc = run_snakemake(workdir, "-n", "--printshellcmds", *args, config=config, env=env)
     out, rule = [], None
     for line in (proc.stdout + proc.stderr).splitlines():
         line = line.strip()
@@ -197,9 +197,9 @@ def planned_job_list(workdir, *args, config=None):
     return sorted(out)
 
 
-def planned_jobs(workdir, config):
+def planned_jobs(workdir, config, env=None):
     """(rule, output) of the jobs a dry run would execute, but the rule all."""
-    return [(rule, out) for rule, out in planned_job_list(workdir, config=config) if rule != "all"]
+    return [(rule, out) for rule, out in planned_job_list(workdir, config=config, env=env) if rule != "all"]
 
 
 def changed(config, model, **changes):

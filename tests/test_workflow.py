@@ -3,9 +3,11 @@ brute force, incremental job lists, resume after kill, bad input."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from conftest import (
     assert_topk_matches, brute_force, changed, load_result, model_config, PausedShardJob, planned_job_list,
     planned_jobs, run_snakemake, small_dataset,
 )
+import ilias_knn
 from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
 
 
@@ -93,6 +96,27 @@ def test_incremental_job_lists(finished_run):
     assert planned_jobs(work, dict(config, scoring="fp32", device="auto", search_threads=2, gpu_threads=3)) == []
     # more distractor files: only the new shard, then merge and format
     assert planned_jobs(work, changed(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
+
+
+@pytest.mark.parametrize("module,first_rerun", [("partials", "search_shard"), ("merged_result", "merge_shards")])
+def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_run, tmp_path, module, first_rerun):
+    """Files in an older format are made again, not read by code that expects
+    the new one: the package with one FORMAT_VERSION raised comes first on the
+    path of a dry run."""
+    work, _, config = finished_run
+    package = tmp_path / "ilias_knn"
+    shutil.copytree(Path(ilias_knn.__file__).parent, package)
+    source = package / f"{module}.py"
+    text, raised = re.subn(r"^FORMAT_VERSION = (\d+)", lambda m: f"FORMAT_VERSION = {int(m[1]) + 1}",
+                           source.read_text(), count=1, flags=re.M)
+    assert raised == 1
+    source.write_text(text)
+    searches = {"plain": ["positives", *D[:2]], "adapted": ["positives", *D], "huge_k": ["positives"]}
+    expected = []
+    for model, cfg in config["models"].items():
+        fmt = "similarities.pkl" if cfg.get("save_as") == "pickle" else None
+        expected += jobs_for(model, searches[model] if first_rerun == "search_shard" else [], fmt=fmt)
+    assert planned_jobs(work, config, env={"PYTHONPATH": str(tmp_path)}) == sorted(expected)
 
 
 def test_changed_adapter_file_reruns_only_that_model(finished_run):

@@ -14,7 +14,7 @@ from .arrays import ascii_ids
 from .atomic import atomic_output
 from .errors import InputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # search_shard passes it as a param: a new format reruns the searches
 
 
 def file_digest(path):
