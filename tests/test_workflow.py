@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -117,6 +118,22 @@ def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_r
         fmt = "similarities.pkl" if cfg.get("save_as") == "pickle" else None
         expected += jobs_for(model, searches[model] if first_rerun == "search_shard" else [], fmt=fmt)
     assert planned_jobs(work, config, env={"PYTHONPATH": str(tmp_path)}) == sorted(expected)
+
+
+def test_a_rewritten_distractor_file_reruns_its_shard_searches_only(finished_run, tmp_path):
+    """Features extracted again into one distractor file: that shard's search
+    in each model that searches it, then their merges and formats."""
+    work, data, config = finished_run
+    path = data["distractor_hdf5"].replace("{idx}", "00001")
+    shutil.copy2(path, tmp_path / "original.hdf5")
+    time.sleep(1.1)  # a newer modification time than the results', at any timestamp resolution
+    with h5py.File(path, "r+") as fh:
+        fh["features"][0] = -fh["features"][0]
+    try:
+        assert planned_jobs(work, config) == sorted(
+            jobs_for("plain", [D[1]]) + jobs_for("adapted", [D[1]], fmt="similarities.pkl"))
+    finally:
+        shutil.copy2(tmp_path / "original.hdf5", path)  # same content and time as the results were made from
 
 
 def test_changed_adapter_file_reruns_only_that_model(finished_run):
