@@ -191,6 +191,7 @@ def test_kill_and_resume(tmp_path):
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "topk": 5}}}, "models.m: Additional properties are not allowed ('topk' was unexpected)"),
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": "ten"}}}, "models.m.k: 'ten' is not of type 'integer'"),
         ({"models": {"bad/name": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "name 'bad/name' is not valid"),
+        ({"models": {"..": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "name '..' is not valid"),
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": 0}}}, "0 is less than the minimum of 1"),
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d.h5",
                            "total_distractors": 3}}}, "has no '{idx}' placeholder"),

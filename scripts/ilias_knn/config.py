@@ -44,6 +44,6 @@ def check_config(config, schema):
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         message = err.message
         if "propertyNames" in err.schema_path:  # names become file names
-            message = f"name {err.instance!r} is not valid: use letters, digits, '_', '.', '-' only"
+            message = f"name {err.instance!r} is not valid: use letters, digits, '_', '.', '-' only (not only dots)"
         problems.append(f"{where}: {message}")
     return problems
