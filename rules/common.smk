@@ -172,9 +172,21 @@ def missing_inputs():
     return [f"{'; '.join(where)}: {path}" for path, where in named_by.values()]
 
 
+def input_file_problems():
+    """Header checks of every model's files that exist and of the ground truth."""
+    from ilias_knn.validate import input_problems
+
+    models = [
+        (name, cfg, [get_shard_hdf5(name, shard) for shard in get_shard_names(name)])
+        for name, cfg in MODELS.items()
+    ]
+    return input_problems(models, config.get("dataset_dir"), config.get("taxonomy"))
+
+
 def check_configuration():
-    """The configuration's cross-field problems and its missing inputs, all in
-    one message, before anything runs."""
+    """The configuration's cross-field problems and its missing inputs (and then
+    the problems of the files that are there), all in one message, before
+    anything runs."""
     sections = []
     problems = model_config_problems()
     if problems:
@@ -191,6 +203,11 @@ def check_configuration():
             "restore the files, and run again."
         )
     if sections:
+        # failing anyway: the files that are there are checked too, so that
+        # one run lists every problem
+        bad = input_file_problems()
+        if bad:
+            sections.append("Bad input files:\n  - " + "\n  - ".join(bad))
         raise WorkflowError(
             "Nothing was run (results already on disk are left as they are).\n"
             + "\n".join(sections)
@@ -453,13 +470,7 @@ def print_summary():
 def validate_inputs():
     """Before any job runs (not at parse time, not in dry runs): header checks of
     every model's files and of the ground truth, all problems reported at once."""
-    from ilias_knn.validate import input_problems
-
-    models = [
-        (name, cfg, [get_shard_hdf5(name, shard) for shard in get_shard_names(name)])
-        for name, cfg in MODELS.items()
-    ]
-    problems = input_problems(models, config.get("dataset_dir"), config.get("taxonomy"))
+    problems = input_file_problems()
     if problems:
         listing = "\n  - ".join(problems)
         raise WorkflowError(f"Bad input, nothing was searched:\n  - {listing}")

@@ -208,9 +208,15 @@ def test_bad_config_is_rejected_clearly(tmp_path, change, message):
 
 
 def test_cross_field_config_problems_and_missing_files_of_every_model_at_once(tmp_path, dataset):
+    """...and the problems of the files that are there (here a truncated one),
+    which a run would otherwise find only once the others are fixed."""
+    truncated = tmp_path / "truncated.hdf5"
+    shutil.copy(dataset["positive_hdf5"], truncated)
+    os.truncate(truncated, truncated.stat().st_size // 2)
     cfg = {"models": {"a": model_config(dataset, distractor_hdf5="d.h5", total_distractors=2),
                       "b": model_config(dataset, k=5, query_expansion=6),
-                      "c": model_config(dataset, positive_hdf5="gone.hdf5")}}
+                      "c": model_config(dataset, positive_hdf5="gone.hdf5"),
+                      "d": model_config(dataset, positive_hdf5=str(truncated))}}
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -218,6 +224,7 @@ def test_cross_field_config_problems_and_missing_files_of_every_model_at_once(tm
     assert "model b: query_expansion (6) is larger than k (5)" in out, out
     assert "2 configured input file(s) do not exist:\n  - model a: distractor_hdf5 file 00000 of 2; " \
            "model a: distractor_hdf5 file 00001 of 2: d.h5\n  - model c: positive_hdf5: gone.hdf5\n" in out, out
+    assert f"Bad input files:\n  - model d: {truncated}: HDF5 file is truncated or corrupt" in out, out
 
 
 @pytest.mark.parametrize("total", [2, 3])
