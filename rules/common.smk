@@ -12,15 +12,22 @@ from ilias_knn.partials import FORMAT_VERSION as PARTIAL_FORMAT_VERSION
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 
 # one pass: every problem listed, and the schema's defaults filled in
-_problems = check_config(config, load_schema(SCHEMA))
-if _problems:
+_schema_problems = check_config(config, load_schema(SCHEMA))
+SCHEMA_PROBLEMS = [line for _, line in _schema_problems]
+if any(model is None for model, _ in _schema_problems):
+    # the run's own settings are unusable: nothing else can be checked
     raise WorkflowError(
         "Invalid configuration (see README, 'Configuration'):\n  - "
-        + "\n  - ".join(_problems)
+        + "\n  - ".join(SCHEMA_PROBLEMS)
     )
 
 RESULTS = config["results_dir"].rstrip("/")
-MODELS = config["models"]
+# a model with a schema problem is left out of the other checks, not of the message
+MODELS = {
+    name: cfg
+    for name, cfg in config["models"].items()
+    if name not in {model for model, _ in _schema_problems}
+}
 DEMO = config["demo"]
 EVALUATE = bool(config.get("dataset_dir"))
 RESULT_EXTENSIONS = {"json": "json", "pickle": "pkl"}
@@ -188,7 +195,7 @@ def check_configuration():
     the problems of the files that are there), all in one message, before
     anything runs."""
     sections = []
-    problems = model_config_problems()
+    problems = SCHEMA_PROBLEMS + model_config_problems()
     if problems:
         sections.append(
             "Invalid configuration (see README, 'Configuration'):\n  - "

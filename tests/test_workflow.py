@@ -227,6 +227,25 @@ def test_cross_field_config_problems_and_missing_files_of_every_model_at_once(tm
     assert f"Bad input files:\n  - model d: {truncated}: HDF5 file is truncated or corrupt" in out, out
 
 
+def test_a_models_schema_problem_comes_with_the_other_models_problems(tmp_path, dataset):
+    """A typo in one model's keys does not hide another model's missing file
+    (the model with the typo is left out of the file checks: its settings
+    cannot be trusted). A problem in the run's own settings comes alone."""
+    cfg = {"models": {"a": model_config(dataset, lin_adapter_path="x.pth"),
+                      "b": model_config(dataset, positive_hdf5="gone.hdf5")}}
+    proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Invalid configuration (see README, 'Configuration'):\n  - models.a: Additional properties are not " \
+           "allowed ('lin_adapter_path' was unexpected)\n" in out, out
+    assert "1 configured input file(s) do not exist:\n  - model b: positive_hdf5: gone.hdf5\n" in out, out
+    cfg["results_dir"] = 3
+    proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "results_dir: 3 is not of type 'string'" in out and "do not exist" not in out, out
+
+
 @pytest.mark.parametrize("total", [2, 3])
 def test_a_distractor_file_beyond_total_distractors_is_a_warning(tmp_path, dataset, total):
     """The dataset has files 00000-00002: total_distractors 2 leaves one unsearched."""

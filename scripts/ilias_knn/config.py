@@ -35,15 +35,19 @@ def _completing(validator_class):
 
 
 def check_config(config, schema):
-    """Problems of ``config`` ('models.m.k: 0 is less than the minimum of 1'),
-    empty when it is valid; its missing keys get the schema's defaults, its
-    paths' ``~`` the home folder."""
+    """Problems of ``config``, each as (the model it is in, or None for the
+    settings of the whole run; one short line: 'models.m.k: 0 is less than the
+    minimum of 1'), empty when it is valid; its missing keys get the schema's
+    defaults, its paths' ``~`` the home folder."""
     validator = _completing(jsonschema.Draft202012Validator)(schema)
     problems = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
-        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        path = list(err.absolute_path)
+        where = ".".join(map(str, path)) or "(top level)"
+        model = path[1] if len(path) > 1 and path[0] == "models" else None
         message = err.message
         if "propertyNames" in err.schema_path:  # names become file names
+            model = err.instance
             message = f"name {err.instance!r} is not valid: use letters, digits, '_', '.', '-' only (not only dots)"
-        problems.append(f"{where}: {message}")
+        problems.append((model, f"{where}: {message}"))
     return problems
