@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from conftest import (
     assert_topk_matches, brute_force, changed, load_result, model_config, PausedShardJob, planned_job_list,
@@ -157,22 +158,27 @@ def test_user_configfile_runs_only_its_models(finished_run):
     assert "make_demo_data" not in proc.stdout + proc.stderr
 
 
-def test_kill_and_resume(tmp_path):
+@pytest.mark.parametrize("stop", ["kill", "ctrl-c"])
+def test_kill_and_resume(tmp_path, stop):
+    """Killed (kill -9: its lock stays, the README says to unlock) or
+    interrupted (Ctrl-C: run the same command again) while searching a shard:
+    the rerun keeps the finished shards and does the rest."""
     data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
                         distractor_rows=(4000,) * 6, dim=64, seed=5)
     cfg = {"results_dir": "results", "device": "cpu", "scoring": "fp32",
            "models": {"m": model_config(data, total_distractors=6, k=100)}}
-    import yaml
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     run = PausedShardJob(tmp_path, job=2)
     run.wait()  # two shards searched, the third job started
-    os.killpg(run.proc.pid, signal.SIGKILL)  # snakemake and the running job
-    run.proc.wait()
+    os.killpg(run.proc.pid, signal.SIGKILL if stop == "kill" else signal.SIGINT)  # snakemake and its job
+    out, _ = run.proc.communicate(timeout=300)
     run.release()
+    assert run.proc.returncode != 0, out
     shards = tmp_path / "results/m/shards"
     done = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert len(done) == 2, done
-    run_snakemake(tmp_path, "--unlock")
+    if stop == "kill":
+        run_snakemake(tmp_path, "--unlock")
     run_snakemake(tmp_path)
     after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert len(after) == 7
