@@ -158,6 +158,30 @@ def test_user_configfile_runs_only_its_models(finished_run):
     assert "make_demo_data" not in proc.stdout + proc.stderr
 
 
+def test_a_failing_shard_does_not_stop_the_others(tmp_path):
+    """A fault found only while searching (NaN in one file's rows): every other
+    shard is still searched, and after the fix the rerun searches that one."""
+    data = make_dataset(tmp_path / "data", num_instances=10, distractor_rows=(3000,) * 6, dim=32, seed=2)
+    cfg = {"device": "cpu", "scoring": "fp32", "models": {"m": model_config(data, total_distractors=6, k=20)}}
+    bad = data["distractor_hdf5"].replace("{idx}", "00000")
+    with h5py.File(bad, "r+") as fh:
+        row = fh["features"][5]
+        fh["features"][5] = np.full_like(row, np.nan)
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{bad}: 1 row(s) of 'features' contain NaN or inf (first at rows [5])" in out, out
+    shards = tmp_path / "results/m/shards"
+    others = ["positives"] + [f"distractors_{i:05d}" for i in range(1, 6)]
+    assert sorted(p.stem for p in shards.glob("*.npz")) == sorted(others), out
+    with h5py.File(bad, "r+") as fh:
+        fh["features"][5] = row
+    assert planned_jobs(tmp_path, cfg) == sorted(jobs_for("m", ["distractors_00000"]))
+    run_snakemake(tmp_path, config=cfg)
+    qids, ids, sims = load_result(tmp_path / "results/m/similarities.json")
+    assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
+
+
 @pytest.mark.parametrize("stop", ["kill", "ctrl-c"])
 def test_kill_and_resume(tmp_path, stop):
     """Killed (kill -9: its lock stays, the README says to unlock) or
