@@ -159,8 +159,9 @@ class PausedShardJob:
                    ILIAS_TEST_PAUSE_FIFO=str(self.fifo), ILIAS_TEST_PAUSE_JOB=str(job))
         cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(workdir / "config.yaml"), "--cores", "1"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True, env=env)
+        self.output = workdir / "paused_run.log"  # a file: an unread pipe could fill up and stall the run
+        with open(self.output, "w") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.pipe = None
 
     def wait(self, timeout=300):
@@ -173,9 +174,13 @@ class PausedShardJob:
                     raise
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.proc.kill()
-                    raise AssertionError("the run ended or timed out before the job to pause:\n"
-                                         + self.proc.communicate()[0])
+                    raise AssertionError("the run ended or timed out before the job to pause:\n" + self.finish())
                 time.sleep(0.05)
+
+    def finish(self, timeout=600):
+        """The run's exit, waited for; its output."""
+        self.proc.wait(timeout=timeout)
+        return self.output.read_text()
 
     def release(self):
         if self.pipe is not None:

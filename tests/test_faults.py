@@ -157,7 +157,7 @@ def test_second_run_in_the_same_directory_is_refused(tmp_path):
         second = run_snakemake(tmp_path, config=cfg, check=False)
     finally:
         first.release()
-    out, _ = first.proc.communicate(timeout=600)
+    out = first.finish()
     assert second.returncode != 0
     assert "cannot be locked" in second.stdout + second.stderr
     assert first.proc.returncode == 0, out

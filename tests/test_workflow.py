@@ -195,7 +195,7 @@ def test_kill_and_resume(tmp_path, stop):
     run = PausedShardJob(tmp_path, job=2)
     run.wait()  # two shards searched, the third job started
     os.killpg(run.proc.pid, signal.SIGKILL if stop == "kill" else signal.SIGINT)  # snakemake and its job
-    out, _ = run.proc.communicate(timeout=300)
+    out = run.finish()
     run.release()
     assert run.proc.returncode != 0, out
     shards = tmp_path / "results/m/shards"
