@@ -98,6 +98,8 @@ def test_incremental_job_lists(finished_run):
     assert planned_jobs(work, dict(config, scoring="fp32", device="auto", search_threads=2, gpu_threads=3)) == []
     # more distractor files: only the new shard, then merge and format
     assert planned_jobs(work, changed(config, "plain", total_distractors=3)) == sorted(jobs_for("plain", [D[2]]))
+    # fewer: merge and format only (the unused partial stays)
+    assert planned_jobs(work, changed(config, "plain", total_distractors=1)) == sorted(jobs_for("plain"))
 
 
 @pytest.mark.parametrize("module,first_rerun", [("partials", "search_shard"), ("merged_result", "merge_shards")])
