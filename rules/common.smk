@@ -14,7 +14,8 @@ SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
 # one pass: every problem listed, and the schema's defaults filled in
 _schema_problems = check_config(config, load_schema(SCHEMA))
 SCHEMA_PROBLEMS = [line for _, line in _schema_problems]
-if any(model is None for model, _ in _schema_problems):
+_models_with_problems = {model for model, _ in _schema_problems}  # None: the run's own
+if None in _models_with_problems:
     # the run's own settings are unusable: nothing else can be checked
     raise WorkflowError(
         "Invalid configuration (see README, 'Configuration'):\n  - "
@@ -26,7 +27,7 @@ RESULTS = config["results_dir"].rstrip("/")
 MODELS = {
     name: cfg
     for name, cfg in config["models"].items()
-    if name not in {model for model, _ in _schema_problems}
+    if name not in _models_with_problems
 }
 DEMO = config["demo"]
 EVALUATE = bool(config.get("dataset_dir"))
