@@ -64,6 +64,27 @@ def test_bound_holds_for_every_entry(scale, centred_far):
     assert np.all(np.abs(exact32 - (approx + scorer.q_mu[:, None])) <= width)
 
 
+@pytest.mark.parametrize("largest_at", [0, 1500, 2599])
+def test_bf16_copy_and_its_norms_over_several_tiles(largest_at):
+    """The copy is made tile by tile (1,024 rows of 256 dimensions): every tile,
+    the partial last one too, is rounded as torch rounds the whole block, and
+    the largest norms are found in whichever tile holds them."""
+    rng = np.random.default_rng(1)
+    shared = unit(rng.standard_normal((1, 256)))[0]
+    scorer = Bf16Scorer(anisotropic(rng, 8, 256, shared))
+    scorer.prepare(anisotropic(rng, 100, 256, shared), None)
+    x = anisotropic(rng, 2600, 256, shared)
+    x[largest_at] *= 3
+    block = scorer.prepare(x, None)
+    y = torch.from_numpy(x) - torch.from_numpy(scorer.mu)
+    y_bf16 = y.to(torch.bfloat16)
+    assert torch.equal(block.y_bf16.view(torch.int16), y_bf16.view(torch.int16))
+    y_norms = np.linalg.norm(y.double().numpy(), axis=1)
+    f_norms = np.linalg.norm((y_bf16.double() - y.double()).numpy(), axis=1)
+    assert np.argmax(y_norms) == largest_at
+    np.testing.assert_allclose([block.y_max, block.f_max], [y_norms.max(), f_norms.max()], rtol=1e-5)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_filter_keeps_every_entry_at_or_above_the_threshold(seed):
     rng = np.random.default_rng(seed)

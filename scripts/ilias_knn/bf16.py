@@ -45,6 +45,7 @@ REL = 2.0**-7 * (1 + 2.0**-6)  # |v - a| / |a| for bf16 output by rounding or tr
 SLACK = 1e-3  # relative slack on the bound, for its own float64 evaluation of float32 norms
 SAFETY = 1e-6  # absolute slack
 DENSE_DENSITY = 0.05  # candidate share above which the dense float32 GEMM is the cheaper
+COPY_TILE_BYTES = 1 << 20  # the bf16 copy's float32 temporaries per tile of rows: they stay in cache
 
 
 def gamma(n):
@@ -113,8 +114,7 @@ class Bf16Scorer:
         self.measure_costs = measure_costs
         self.mu = None
         self._rows = [ReusedBuffer(np.float32), ReusedBuffer(np.float32)]
-        self._centred = ReusedBuffer(np.float32)
-        self._residual = ReusedBuffer(np.float32)
+        self._tile = None  # (centred rows, their rounding error): scratch of the bf16 copy
         self._centred_bf16 = [None, None]
         self._approx = None
         self._mask = ReusedBuffer(bool)
@@ -151,21 +151,35 @@ class Bf16Scorer:
         if not self.filtering:
             return Bf16Block(x, x_dev)
         t0 = time.perf_counter()
-        # every step one vectorised torch pass over the block, in place
-        y = torch.sub(torch.from_numpy(x), self.mu_t, out=torch.from_numpy(self._centred.view(x.shape)))
         buffer = self._centred_bf16[turn]
         if buffer is None or buffer.shape[0] < x.shape[0] or buffer.shape[1] != x.shape[1]:
             buffer = self._centred_bf16[turn] = torch.empty(x.shape, dtype=torch.bfloat16)
         y_bf16 = buffer[: x.shape[0]]
-        y_bf16.copy_(y)
-        y_max = float(torch.linalg.vector_norm(y, dim=1).max())
-        residual = torch.from_numpy(self._residual.view(x.shape)).copy_(y_bf16)  # y_b - y: same norm as y - y_b
-        residual -= y
-        f_max = float(torch.linalg.vector_norm(residual, dim=1).max())
+        y_max, f_max = self._centred_copy(torch.from_numpy(x), y_bf16)
         y_bf16 = y_bf16.to(self.device)
         seconds = time.perf_counter() - t0
         self.times.add("bf16 copy", seconds)
         return Bf16Block(x, x_dev, y_bf16, y_max, f_max, seconds)
+
+    def _centred_copy(self, x, out):
+        """out = bf16(x - mu); returns the largest row norms of y = x - mu and of
+        y - bf16(y). Tile by tile: the float32 temporaries of one tile stay in
+        cache through its six passes (over the whole block they ran from memory)."""
+        torch = self.torch
+        rows = max(1, COPY_TILE_BYTES // (4 * x.shape[1]))
+        if self._tile is None or self._tile[0].shape[1] != x.shape[1]:
+            self._tile = tuple(torch.empty((rows, x.shape[1]), dtype=torch.float32) for _ in range(2))
+        centred, error = self._tile
+        y_norms, f_norms = (torch.empty(x.shape[0], dtype=torch.float32) for _ in range(2))
+        for start in range(0, x.shape[0], rows):
+            part = slice(start, min(start + rows, x.shape[0]))
+            y = torch.sub(x[part], self.mu_t, out=centred[: part.stop - start])
+            out[part].copy_(y)
+            torch.linalg.vector_norm(y, dim=1, out=y_norms[part])
+            f = error[: part.stop - start].copy_(out[part])  # bf16(y) - y: the same norm as y - bf16(y)
+            f -= y
+            torch.linalg.vector_norm(f, dim=1, out=f_norms[part])
+        return float(y_norms.max()), float(f_norms.max())
 
     def score(self, block, positions, topk):
         thresholds = topk.thresholds.astype(np.float64)
