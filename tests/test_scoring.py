@@ -85,6 +85,20 @@ def test_bf16_copy_and_its_norms_over_several_tiles(largest_at):
     np.testing.assert_allclose([block.y_max, block.f_max], [y_norms.max(), f_norms.max()], rtol=1e-5)
 
 
+def test_rescoring_returns_each_entry_its_float32_score_in_the_given_order():
+    """Entries come query by query, their rows in any order and repeated across
+    queries; rescoring goes row by row and must put each score back in place."""
+    rng = np.random.default_rng(2)
+    shared = unit(rng.standard_normal((1, 64)))[0]
+    q, x = anisotropic(rng, 30, 64, shared), anisotropic(rng, 700, 64, shared)
+    scorer = Bf16Scorer(q)
+    rows = np.repeat(np.arange(30), rng.integers(0, 40, size=30))
+    cols = rng.integers(0, 700, size=rows.size)
+    exact = scorer._rescore(rows, cols, torch.from_numpy(x))
+    expected = np.einsum("ij,ij->i", q[rows].astype(np.float64), x[cols].astype(np.float64))
+    np.testing.assert_allclose(exact, expected, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_filter_keeps_every_entry_at_or_above_the_threshold(seed):
     rng = np.random.default_rng(seed)

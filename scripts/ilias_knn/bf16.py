@@ -300,19 +300,26 @@ class Bf16Scorer:
         return rows, flat - rows * n
 
     def _rescore(self, rows, cols, x_dev):
-        """float32 scores of the chosen entries (row-major order kept)."""
+        """float32 scores of the chosen entries, in their order. Computed
+        database row by database row: a row stays in cache for all its
+        candidates while the queries come from a few MB (query by query, each
+        candidate's row came from the whole block in memory)."""
         torch = self.torch
         nq, n = self.queries.shape[0], x_dev.shape[0]
-        rows_t = torch.from_numpy(rows).to(self.device)
-        crow = torch.zeros(nq + 1, dtype=torch.int64, device=self.device)
-        torch.cumsum(torch.bincount(rows_t, minlength=nq), 0, out=crow[1:])
+        # a stable radix sort where the row numbers fit 16 bits (a block's do)
+        order = np.argsort(cols.astype(np.uint16) if n <= 1 << 16 else cols, kind="stable")
+        crow = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cols, minlength=n), out=crow[1:])
         with warnings.catch_warnings():  # sampled_addmm is the primitive needed; its "beta" notice is noise
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
             pattern = torch.sparse_csr_tensor(
-                crow, torch.from_numpy(cols).to(self.device),
-                torch.zeros(rows.size, dtype=torch.float32, device=self.device), size=(nq, n),
+                torch.from_numpy(crow).to(self.device), torch.from_numpy(rows[order]).to(self.device),
+                torch.zeros(rows.size, dtype=torch.float32, device=self.device), size=(n, nq),
                 check_invariants=False)
-        return torch.sparse.sampled_addmm(pattern, self.queries, x_dev.T).values().cpu().numpy()
+        by_row = torch.sparse.sampled_addmm(pattern, x_dev, self.queries.T).values().cpu().numpy()
+        exact = np.empty_like(by_row)
+        exact[order] = by_row
+        return exact
 
     def describe(self):
         return (f"bf16 on {self.device} (torch): {self.blocks['filtered']} blocks filtered "
