@@ -84,6 +84,19 @@ def test_cli_bad_flag_value_is_refused(tmp_path):
     assert proc.returncode == 2 and "expected true or false" in proc.stderr
 
 
+def test_cli_names_the_flag_of_a_value_the_workflow_refuses(tmp_path):
+    """A save name the workflow cannot use as a model and file name, or k = 0,
+    is refused by its flag, in one message, before anything is written."""
+    proc = subprocess.run([*CLI, "--query_hdf5", "q", "--positive_hdf5", "p", "--save_dir", str(tmp_path / "out"),
+                           "--save_name", "my sims", "--k", "0"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    message = proc.stderr.strip().splitlines()[-1]
+    assert "--save_name: name 'my sims' is not valid: use letters, digits" in message
+    assert "--k: 0 is less than the minimum of 1" in message
+    assert message.count("--save_name") == 1 and "models." not in message
+    assert not (tmp_path / "out").exists()
+
+
 # ----------------------------------------------------------------------------
 # Bad input found before any search starts
 # ----------------------------------------------------------------------------

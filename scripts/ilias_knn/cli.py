@@ -4,6 +4,7 @@ build a one-model configuration that this workflow runs through Snakemake
 ``{save_dir}/{save_name}.json|.pkl`` as the ILIAS script writes it."""
 
 import argparse
+import copy
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from .config import check_config, load_schema
 
 WORK_SUBDIR = "knn_workflow"  # under save_dir: partials, logs, Snakemake's state (.snakemake/)
 EXTENSIONS = {"json": "json", "pickle": "pkl"}
@@ -83,6 +86,21 @@ def build_config(args, work_dir):
     }
 
 
+def flag_problems(config, schema_path):
+    """The one-model configuration's schema problems, each named by its flag
+    (the model's name is the save name): '--k: 0 is less than the minimum of 1'."""
+    model = f"models.{next(iter(config['models']))}."
+    problems = {}
+    for _, line in check_config(copy.deepcopy(config), load_schema(schema_path)):
+        where, message = line.split(": ", 1)
+        if where.startswith(model):
+            flag = "--" + where[len(model):].split(".")[0]
+        else:  # "models": the model's name, which is the save name
+            flag = "--save_name" if where == "models" else where
+        problems.setdefault(flag, f"{flag}: {message}")
+    return list(problems.values())
+
+
 def workflow_result(work_dir, args):
     return Path(work_dir) / args.save_name / f"{args.save_name}.{EXTENSIONS[args.save_as]}"
 
@@ -102,12 +120,17 @@ def publish(source, target):
 
 def main(argv=None, snakefile="Snakefile"):
     """Run the workflow of ``snakefile`` with the ILIAS flags in ``argv``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     save_dir = Path(absolute(args.save_dir))
     work_dir = save_dir / WORK_SUBDIR
+    config = build_config(args, work_dir)
+    problems = flag_problems(config, Path(snakefile).resolve().parent / "schemas" / "config.schema.yaml")
+    if problems:
+        parser.error("; ".join(problems))
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{args.save_name}.config.yaml"
-    config_path.write_text(yaml.safe_dump(build_config(args, work_dir), sort_keys=False))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(Path(snakefile).resolve()), "--directory", str(work_dir),
            "--configfile", str(config_path), "--cores", str(args.cores)]
     print("running:", " ".join(cmd), flush=True)
