@@ -85,15 +85,16 @@ def test_bf16_copy_and_its_norms_over_several_tiles(largest_at):
     np.testing.assert_allclose([block.y_max, block.f_max], [y_norms.max(), f_norms.max()], rtol=1e-5)
 
 
-def test_rescoring_returns_each_entry_its_float32_score_in_the_given_order():
+@pytest.mark.parametrize("block_rows", [700, 70000])  # row numbers within 16 bits, and beyond
+def test_rescoring_returns_each_entry_its_float32_score_in_the_given_order(block_rows):
     """Entries come query by query, their rows in any order and repeated across
     queries; rescoring goes row by row and must put each score back in place."""
     rng = np.random.default_rng(2)
     shared = unit(rng.standard_normal((1, 64)))[0]
-    q, x = anisotropic(rng, 30, 64, shared), anisotropic(rng, 700, 64, shared)
+    q, x = anisotropic(rng, 30, 64, shared), anisotropic(rng, block_rows, 64, shared)
     scorer = Bf16Scorer(q)
     rows = np.repeat(np.arange(30), rng.integers(0, 40, size=30))
-    cols = rng.integers(0, 700, size=rows.size)
+    cols = rng.integers(0, block_rows, size=rows.size)
     exact = scorer._rescore(rows, cols, torch.from_numpy(x))
     expected = np.einsum("ij,ij->i", q[rows].astype(np.float64), x[cols].astype(np.float64))
     np.testing.assert_allclose(exact, expected, rtol=0, atol=1e-6)
