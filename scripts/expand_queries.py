@@ -25,8 +25,10 @@ def main(snakemake):
     neighbours, scores = neighbour_vectors(merged, n, adapter, inp.get("adapter"))
     expanded = Queries(expand(adapted, neighbours, scores), queries.ids, queries.sets, adapted=True)
     save_queries(snakemake.output.queries, expanded)
+    used = scores.shape[1]  # fewer than n where the database is smaller
     logging.getLogger("ilias_knn").info(
-        "%d queries expanded with their top-%d neighbours", len(queries.ids), n)
+        "%d queries expanded with their top-%d neighbours%s", len(queries.ids), used,
+        "" if used == n else f" (the whole database; query_expansion is {n})")
 
 
 run_logged(main, snakemake)  # noqa: F821

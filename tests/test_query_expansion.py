@@ -118,3 +118,15 @@ def test_expansion_larger_than_k_is_rejected(tmp_path, qe_run):
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
     assert proc.returncode != 0
     assert "query_expansion (60) is larger than k (50)" in proc.stdout + proc.stderr
+
+
+def test_expansion_beyond_the_database_uses_all_of_it_and_says_so(tmp_path, qe_run):
+    """query_expansion 40 over the 32 positives alone: every row expands each query."""
+    _, data, _ = qe_run
+    cfg = model_config(data, distractor_hdf5=None, query_expansion=40, k=50)
+    run_snakemake(tmp_path, config={"device": "cpu", "models": {"m": cfg}})
+    qids, ids, sims = load_result(tmp_path / "results" / "m" / "similarities.json")
+    assert len(ids[0]) == 32
+    assert_topk_matches(qids, ids, sims, brute_force_expanded(cfg, 40))
+    log = (tmp_path / "results" / "m" / "logs" / "qe40" / "expand_queries.log").read_text()
+    assert "16 queries expanded with their top-32 neighbours (the whole database; query_expansion is 40)" in log
