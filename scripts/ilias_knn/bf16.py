@@ -164,7 +164,7 @@ class Bf16Scorer:
     def _centred_copy(self, x, out):
         """out = bf16(x - mu); returns the largest row norms of y = x - mu and of
         y - bf16(y). Tile by tile: the float32 temporaries of one tile stay in
-        cache through its six passes (over the whole block they ran from memory)."""
+        cache through its six passes, which over the whole block ran from memory."""
         torch = self.torch
         rows = max(1, COPY_TILE_BYTES // (4 * x.shape[1]))
         if self._tile is None or self._tile[0].shape[1] != x.shape[1]:
@@ -301,9 +301,8 @@ class Bf16Scorer:
 
     def _rescore(self, rows, cols, x_dev):
         """float32 scores of the chosen entries, in their order. Computed
-        database row by database row: a row stays in cache for all its
-        candidates while the queries come from a few MB (query by query, each
-        candidate's row came from the whole block in memory)."""
+        database row by database row: each row of the block is read from
+        memory once for all its candidates."""
         torch = self.torch
         nq, n = self.queries.shape[0], x_dev.shape[0]
         # a stable radix sort where the row numbers fit 16 bits (a block's do)
