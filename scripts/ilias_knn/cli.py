@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import check_config, load_schema
+from .config import load_schema, schema_errors
 
 WORK_SUBDIR = "knn_workflow"  # under save_dir: partials, logs, Snakemake's state (.snakemake/)
 EXTENSIONS = {"json": "json", "pickle": "pkl"}
@@ -89,14 +89,12 @@ def build_config(args, work_dir):
 def flag_problems(config, schema_path):
     """The one-model configuration's schema problems, each named by its flag
     (the model's name is the save name): '--k: 0 is less than the minimum of 1'."""
-    model = f"models.{next(iter(config['models']))}."
     problems = {}
-    for _, line in check_config(copy.deepcopy(config), load_schema(schema_path)):
-        where, message = line.split(": ", 1)
-        if where.startswith(model):
-            flag = "--" + where[len(model):].split(".")[0]
-        else:  # "models": the model's name, which is the save name
-            flag = "--save_name" if where == "models" else where
+    for path, _, message in schema_errors(copy.deepcopy(config), load_schema(schema_path)):
+        if len(path) > 2 and path[0] == "models":
+            flag = f"--{path[2]}"
+        else:  # ["models"]: the model's name, which is the save name
+            flag = "--save_name" if path == ["models"] else ".".join(map(str, path))
         problems.setdefault(flag, f"{flag}: {message}")
     return list(problems.values())
 

@@ -34,20 +34,26 @@ def _completing(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": complete})
 
 
-def check_config(config, schema):
-    """Problems of ``config``, each as (the model it is in, or None for the
-    settings of the whole run; one short line: 'models.m.k: 0 is less than the
-    minimum of 1'), empty when it is valid; its missing keys get the schema's
-    defaults, its paths' ``~`` the home folder."""
+def schema_errors(config, schema):
+    """Each problem of ``config`` as (its key path, the model it is in or None
+    for the settings of the whole run, the message), in key order; its
+    missing keys get the schema's defaults, its paths' ``~`` the home folder."""
     validator = _completing(jsonschema.Draft202012Validator)(schema)
-    problems = []
     for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         path = list(err.absolute_path)
-        where = ".".join(map(str, path)) or "(top level)"
         model = path[1] if len(path) > 1 and path[0] == "models" else None
         message = err.message
         if "propertyNames" in err.schema_path:  # names become file names
             model = err.instance
             message = f"name {err.instance!r} is not valid: use letters, digits, '_', '.', '-' only (not only dots)"
-        problems.append((model, f"{where}: {message}"))
-    return problems
+        yield path, model, message
+
+
+def check_config(config, schema):
+    """Problems of ``config``, each as (the model it is in, or None for the
+    settings of the whole run; one short line: 'models.m.k: 0 is less than the
+    minimum of 1'), empty when it is valid; fills in defaults as schema_errors."""
+    return [
+        (model, f"{'.'.join(map(str, path)) or '(top level)'}: {message}")
+        for path, model, message in schema_errors(config, schema)
+    ]
