@@ -100,23 +100,37 @@ def test_rescoring_returns_each_entry_its_float32_score_in_the_given_order(block
     np.testing.assert_allclose(exact, expected, rtol=0, atol=1e-6)
 
 
+def bf16_device_paths(q, **kwargs):
+    """A bf16 scorer taking the code paths of a GPU (the filter's compare and
+    nonzero in torch, the dense GEMM in torch), run on CPU tensors."""
+    scorer = Bf16Scorer(q, **kwargs)
+    scorer.on_cpu = False
+    return scorer
+
+
 @pytest.mark.parametrize("seed", range(3))
-def test_filter_keeps_every_entry_at_or_above_the_threshold(seed):
+@pytest.mark.parametrize("paths", ["cpu", "device"])
+def test_filter_keeps_every_entry_at_or_above_the_threshold(seed, paths):
     rng = np.random.default_rng(seed)
     shared = unit(rng.standard_normal((1, 128)))[0]
     q, db = anisotropic(rng, 50, 128, shared), anisotropic(rng, 2000, 128, shared)
-    scorer = Bf16Scorer(q)
+    scorer = Bf16Scorer(q) if paths == "cpu" else bf16_device_paths(q)
     scorer.prepare(db[:500], None)
     block = scorer.prepare(db[500:], None)
     exact = q @ block.x.T
     # thresholds anywhere: above, inside and below the scores, negative and zero too
     thresholds = np.quantile(exact, rng.uniform(0, 1, size=50), axis=1).diagonal().astype(np.float64)
     thresholds[:5] = [-0.5, 0.0, -1e-30, 1e-30, 2.0]
-    rows, cols = scorer._candidates(scorer._gemm(block.y_bf16), scorer._floor_bits(thresholds, block))
+    approx, floor_bits = scorer._gemm(block.y_bf16), scorer._floor_bits(thresholds, block)
+    rows, cols = scorer._candidates(approx, floor_bits)
     passed = set(zip(rows.tolist(), cols.tolist()))
     must = set(zip(*[a.tolist() for a in np.nonzero(exact >= thresholds[:, None])]))
     assert must <= passed
     assert len(passed) < len(must) + 0.1 * exact.size  # and it does filter
+    if paths == "device":  # the same entries, in the same order, as the numpy filter
+        scorer.on_cpu = True
+        for device_side, numpy_side in zip((rows, cols), scorer._candidates(approx, floor_bits)):
+            np.testing.assert_array_equal(device_side, numpy_side)
 
 
 def test_bf16_floor_is_the_largest_bf16_at_or_below():
@@ -148,6 +162,7 @@ SCORERS = {
     "fp32": lambda q: Fp32Scorer(q),
     "bf16": lambda q: Bf16Scorer(q, measure_costs=False),  # the filter path, whatever this CPU's bf16 rate
     "bf16_adaptive": lambda q: Bf16Scorer(q),
+    "bf16_device_paths": lambda q: bf16_device_paths(q, measure_costs=False),
     "torch_fp32": lambda q: TorchFp32Scorer(q, "cpu"),
 }
 
