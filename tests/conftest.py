@@ -15,7 +15,14 @@ import pytest
 import torch
 import yaml
 
+from ilias_knn import features
+from ilias_knn.adapter import load_adapter
 from ilias_knn.demo import make_dataset
+from ilias_knn.engines import prepare_queries
+from ilias_knn.merge import merge_partials
+from ilias_knn.partials import save_partial
+from ilias_knn.selection import load_selected_ids
+from ilias_knn.shard_search import search_shard
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,6 +72,34 @@ def topk_reference(q, qids, db, ids, k):
     # descending score, ties by database position
     order = np.lexsort((np.broadcast_to(np.arange(db.shape[0]), scores.shape), -scores), axis=1)[:, :kk]
     return qids, ids, scores, ids[order], np.take_along_axis(scores, order, 1)
+
+
+# ----------------------------------------------------------------------------
+# The library's own path, as the workflow's jobs take it.
+# ----------------------------------------------------------------------------
+def run_library(cfg, tmp_path, make=None, block_rows=64, read_ahead=True, decode_threads=1):
+    """Every shard of a model searched (``make(queries, adapter)`` gives each
+    its scorer; numpy float32 when None), its partial saved, all merged."""
+    adapter = load_adapter(cfg["lin_adapt_path"]) if cfg.get("lin_adapt_path") else None
+    _, qf, qids = features.read_all(cfg["query_hdf5"])
+    queries = prepare_queries(qf, adapter)
+    selected = load_selected_ids(cfg["selected_ids"]) if cfg.get("selected_ids") else None
+    shards = [(cfg["positive_hdf5"], None)] + [
+        (cfg["distractor_hdf5"].replace("{idx}", f"{i:05d}"), selected) for i in range(cfg["total_distractors"])
+    ]
+    paths = []
+    for n, (shard, sel) in enumerate(shards):
+        result = search_shard(queries, shard, cfg["k"], make and make(queries, adapter), adapter=adapter,
+                              selected_ids=sel, block_rows=block_rows, decode_threads=decode_threads,
+                              read_ahead=read_ahead)
+        out = tmp_path / f"part{n}.npz"
+        save_partial(out, result, qids, {"k": cfg["k"], "shard": shard})
+        paths.append(str(out))
+    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths})
+
+
+def retrieved_ids(merged):
+    return merged.db_ids.astype(str)[merged.ranks]
 
 
 def brute_force(model_cfg, k=None, queries_path=None):

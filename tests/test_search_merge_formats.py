@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import assert_topk_matches, brute_force, model_config
+from conftest import assert_topk_matches, brute_force, model_config, retrieved_ids, run_library
 from ilias_knn import features
 from ilias_knn.adapter import load_adapter
 from ilias_knn.demo import write_feature_file
@@ -20,44 +20,21 @@ from ilias_knn.engines import make_scorer, prepare_queries
 from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.scoring import Fp32Scorer, TorchFp32Scorer
 from ilias_knn.shard_search import reads_ahead, search_shard
-from ilias_knn.selection import load_selected_ids
 
 
 SCORERS = [("fp32", "cpu"), ("bf16", "cpu"), ("bf16", "filtering"), ("fp32", "torch-cpu")]
 SCORER_IDS = ["fp32", "bf16", "bf16_filtering", "torch_fp32"]
 
 
-def scorer_for(scoring, device, queries, adapter):
-    """Every scorer, the GPU's torch float32 one included (on the CPU here), and
-    the bf16 one filtering every block it can, whatever this CPU's bf16 rate."""
+def scorer_for(scoring, device):
+    """A scorer maker for run_library: every scorer, the GPU's torch float32 one
+    included (on the CPU here), and the bf16 one filtering every block it can,
+    whatever this CPU's bf16 rate."""
     if device == "torch-cpu":
-        return TorchFp32Scorer(queries, "cpu", adapter)
+        return lambda queries, adapter: TorchFp32Scorer(queries, "cpu", adapter)
     if device == "filtering":
-        return Bf16Scorer(queries, "cpu", adapter, measure_costs=False)
-    return make_scorer(scoring, device, queries, adapter)
-
-
-def run_library(cfg, tmp_path, block_rows=64, scoring=("fp32", "cpu"), make=scorer_for, read_ahead=True):
-    adapter = load_adapter(cfg["lin_adapt_path"]) if cfg.get("lin_adapt_path") else None
-    _, qf, qids = features.read_all(cfg["query_hdf5"])
-    queries = prepare_queries(qf, adapter)
-    selected = load_selected_ids(cfg["selected_ids"]) if cfg.get("selected_ids") else None
-    shards = [(cfg["positive_hdf5"], None)] + [
-        (cfg["distractor_hdf5"].replace("{idx}", f"{i:05d}"), selected) for i in range(cfg["total_distractors"])
-    ]
-    paths = []
-    for n, (shard, sel) in enumerate(shards):
-        scorer = make(*scoring, queries, adapter)
-        result = search_shard(queries, shard, cfg["k"], scorer, adapter=adapter, selected_ids=sel,
-                              block_rows=block_rows, read_ahead=read_ahead)
-        out = tmp_path / f"part{n}.npz"
-        save_partial(out, result, qids, {"k": cfg["k"], "shard": shard})
-        paths.append(str(out))
-    return merge_partials(paths, cfg["k"], {p: {"k": cfg["k"]} for p in paths})
-
-
-def retrieved_ids(merged):
-    return merged.db_ids.astype(str)[merged.ranks]
+        return lambda queries, adapter: Bf16Scorer(queries, "cpu", adapter, measure_costs=False)
+    return lambda queries, adapter: make_scorer(scoring, device, queries, adapter)
 
 
 @pytest.mark.parametrize("scoring", SCORERS, ids=SCORER_IDS)
@@ -72,7 +49,7 @@ def test_library_equals_brute_force(dataset, tmp_path, extra, scoring):
         selected_ids=dataset["selected_ids"] if extra.get("selected") else None,
         k=extra.get("k", 50),
     )
-    merged = run_library(cfg, tmp_path, scoring=scoring)
+    merged = run_library(cfg, tmp_path, scorer_for(*scoring))
     assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
 
 
@@ -94,7 +71,7 @@ def test_blocks_are_read_ahead_only_when_asked(dataset, tmp_path, read_ahead):
     read and prepared in the scoring thread itself."""
     cfg = model_config(dataset, selected_ids=dataset["selected_ids"], k=50)
     threads = set()
-    merged = run_library(cfg, tmp_path, make=lambda _s, _d, q, a: ThreadRecordingScorer(q, a, threads),
+    merged = run_library(cfg, tmp_path, lambda q, a: ThreadRecordingScorer(q, a, threads),
                          read_ahead=read_ahead)
     assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
     main = threading.current_thread().name
@@ -152,7 +129,7 @@ def test_exact_ties_are_ordered_by_database_position(tmp_path):
     cfg = {"query_hdf5": str(tmp_path / "q.h5"), "positive_hdf5": str(tmp_path / "p.h5"),
            "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 2, "k": 10}
     for scoring in SCORERS:
-        merged = run_library(cfg, tmp_path, block_rows=4, scoring=scoring)
+        merged = run_library(cfg, tmp_path, scorer_for(*scoring), block_rows=4)
         ref = brute_force(cfg)
         assert retrieved_ids(merged).tolist() == ref[3].tolist(), scoring
         np.testing.assert_array_equal(merged.sims, ref[4].astype(np.float32))
@@ -170,7 +147,7 @@ def test_nan_rows_are_counted_and_named(tmp_path, scoring, bad):
     write_feature_file(path, feats, [str(i) for i in range(300)], "float32")
     queries = prepare_queries(rng.standard_normal((3, 4)).astype(np.float32), None)
     with pytest.raises(InputError, match=rf"nan.h5: 3 row\(s\).*NaN or inf.*\{bad}"):
-        search_shard(queries, path, 5, scorer_for(*scoring, queries, None), block_rows=64)
+        search_shard(queries, path, 5, scorer_for(*scoring)(queries, None), block_rows=64)
 
 
 @pytest.mark.filterwarnings("error")  # one message: ours, not numpy's overflow warning beside it
