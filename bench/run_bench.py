@@ -13,6 +13,8 @@ written as ILIAS writes it, in one run.
                                                 # the page cache (as at ILIAS scale: 200 GB a model)
     python bench/run_bench.py --profile bf16 --blocks 40   # one scorer in process on the first
                                                 # blocks of one file: where a block's time goes
+    python bench/run_bench.py --shards 1 --shard-on cuda --threads 8   # one file searched in process as
+                                                # a GPU shard job does, against reading it (same threads)
 
 Prints wall time and peak memory of both, the GEMM rates of this machine
 measured in the same run, each shard job's GFLOP/s and where its time went,
@@ -37,9 +39,9 @@ import numpy as np
 from data import generate
 
 from ilias_knn.block_reader import H5pyReader, block_reader
-from ilias_knn.engines import make_scorer, prepare_queries
+from ilias_knn.engines import make_scorer, prepare_queries, resolve_device
 from ilias_knn.queries import read_model_queries
-from ilias_knn.shard_search import open_shard, prepared_blocks
+from ilias_knn.shard_search import open_shard, prepared_blocks, reads_ahead, search_shard
 from ilias_knn.topk import TopK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,17 +103,12 @@ def read_only(path, repeat, cold=False):
         for threads in (1, 2):
             reader = block_reader(path, dataset, threads=threads)
             readers[reader.name] = reader
-        block = np.empty((block_rows, dim), dataset.dtype)
         rates = {name: [] for name in readers}
         for _ in range(repeat):
             for name, reader in readers.items():
                 if cold:
                     evict_from_page_cache([path])
-                t0 = time.perf_counter()
-                for start in range(0, rows, block_rows):
-                    stop = min(rows, start + block_rows)
-                    reader.read(start, stop, block[: stop - start])
-                rates[name].append(gb / (time.perf_counter() - t0))
+                rates[name].append(gb / read_seconds(reader, dataset, block_rows))
     print(f"\nread-only: {path.name}, {rows} x {dim} {dataset.dtype}, chunks {dataset.chunks}, "
           f"{gb:.2f} GB {'from storage (evicted before each pass)' if cold else 'from the page cache'}, "
           f"{repeat} rounds")
@@ -119,6 +116,63 @@ def read_only(path, repeat, cold=False):
     for name, values in rates.items():
         print(f"  {name:42s} {', '.join(f'{v:.2f}' for v in values)} GB/s  (median {np.median(values):.2f}, "
               f"{np.median(values) / base:.2f}x h5py)")
+
+
+def read_seconds(reader, dataset, block_rows):
+    """Seconds to read the whole dataset through ``reader`` in row blocks."""
+    rows, dim = dataset.shape
+    block = np.empty((block_rows, dim), dataset.dtype)
+    t0 = time.perf_counter()
+    for start in range(0, rows, block_rows):
+        stop = min(rows, start + block_rows)
+        reader.read(start, stop, block[: stop - start])
+    return time.perf_counter() - t0
+
+
+def shard_on_device(data, device, threads, k, repeat):
+    """One distractor file searched in this process as a shard job on
+    ``device`` searches it (``search_shard``, ``threads`` decoding threads,
+    reading ahead where a job does), with each scoring, against the chunk
+    decoder reading the same file with as many threads, in the same run; on a
+    GPU also against float32 on the CPU, for the top-k."""
+    from threadpoolctl import threadpool_limits
+
+    device = resolve_device(device)
+    queries = prepare_queries(read_model_queries(data["queries"], data["text_queries"]).feats, None)
+    path = data["distractors"][0]
+    runs = []
+    for rep in range(repeat):
+        with h5py.File(path, "r") as fh:
+            dataset = fh["features"]
+            reader = block_reader(path, dataset, threads=threads)
+            read = read_seconds(reader, dataset, dataset.chunks[0] if dataset.chunks else 8192)
+            reader.close()
+        print(f"  round {rep + 1}: reading {path.name} ({reader.name}): {read:.2f} s", flush=True)
+        for scoring in ("fp32", "bf16"):
+            with threadpool_limits(limits=threads, user_api="blas"):
+                scorer = make_scorer(scoring, device, queries, None, threads)
+                t0 = time.perf_counter()
+                result = search_shard(queries, path, k, scorer, decode_threads=threads,
+                                      read_ahead=reads_ahead(device, threads))
+                seconds = time.perf_counter() - t0
+            runs.append((f"round {rep + 1}: {scoring} on {device}", result))
+            phases = ", ".join(f"{name} {value:.2f}" for name, value in result.stats["phases"].items())
+            print(f"  round {rep + 1}: {scoring} on {device}: {seconds:.2f} s = {seconds / read:.2f}x the read "
+                  f"({result.stats['engine']}; seconds per phase: {phases})", flush=True)
+    reference = ("round 1's fp32", runs[0][1])
+    if device != "cpu":
+        with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
+            reference = ("fp32 on the CPU", search_shard(queries, path, k, make_scorer("fp32", "cpu", queries)))
+    for name, result in runs:
+        differing, diff = shard_topk_difference(result, reference[1])
+        print(f"  {name} against {reference[0]}: {differing} of {result.rows.size} top-k rows "
+              f"differ (near-ties at the k-th place), max score difference {diff:.2e}")
+
+
+def shard_topk_difference(result, reference):
+    """(top-k rows of ``result`` missing from ``reference``'s, max difference of the scores by rank)."""
+    differing = sum(len(set(a) - set(b)) for a, b in zip(result.rows.tolist(), reference.rows.tolist()))
+    return differing, float(np.abs(result.scores - reference.scores).max())
 
 
 def gemm_rates(num_queries, dim, block_rows, processes):
@@ -277,6 +331,11 @@ def main():
     parser.add_argument("--read-only", action="store_true", help="only decode one distractor file")
     parser.add_argument("--profile", choices=["fp32", "bf16"], help="only profile one scorer in process")
     parser.add_argument("--blocks", type=int, default=40, help="blocks to profile")
+    parser.add_argument("--shard-on", metavar="DEVICE", choices=["cpu", "cuda"],
+                        help="only search one distractor file in process, as a shard job on DEVICE does, "
+                             "against reading it")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="with --shard-on: the job's threads (gpu_threads, or search_threads on the CPU)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--cold", action="store_true",
                         help="drop the data files from the page cache before every timed run")
@@ -300,6 +359,9 @@ def main():
         return
     if args.profile:
         profile(data, args.profile, args.blocks, args.k)
+        return
+    if args.shard_on:
+        shard_on_device(data, args.shard_on, args.threads, args.k, args.repeat)
         return
     num_queries = args.image_queries + args.text_queries
     block_rows = 7813 if not small else 4096
