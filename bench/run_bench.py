@@ -97,7 +97,6 @@ def read_only(path, repeat, cold=False):
     with h5py.File(path, "r") as fh:
         dataset = fh["features"]
         rows, dim = dataset.shape
-        block_rows = dataset.chunks[0] if dataset.chunks else 8192
         gb = rows * dim * dataset.dtype.itemsize / 1e9
         readers = {"h5py read_direct (chunk-aligned blocks)": H5pyReader(dataset)}
         for threads in (1, 2):
@@ -108,7 +107,7 @@ def read_only(path, repeat, cold=False):
             for name, reader in readers.items():
                 if cold:
                     evict_from_page_cache([path])
-                rates[name].append(gb / read_seconds(reader, dataset, block_rows))
+                rates[name].append(gb / read_seconds(reader, dataset))
     print(f"\nread-only: {path.name}, {rows} x {dim} {dataset.dtype}, chunks {dataset.chunks}, "
           f"{gb:.2f} GB {'from storage (evicted before each pass)' if cold else 'from the page cache'}, "
           f"{repeat} rounds")
@@ -118,9 +117,11 @@ def read_only(path, repeat, cold=False):
               f"{np.median(values) / base:.2f}x h5py)")
 
 
-def read_seconds(reader, dataset, block_rows):
-    """Seconds to read the whole dataset through ``reader`` in row blocks."""
+def read_seconds(reader, dataset):
+    """Seconds to read the whole dataset through ``reader`` in blocks of its
+    chunk rows (as a shard job reads it)."""
     rows, dim = dataset.shape
+    block_rows = dataset.chunks[0] if dataset.chunks else 8192
     block = np.empty((block_rows, dim), dataset.dtype)
     t0 = time.perf_counter()
     for start in range(0, rows, block_rows):
@@ -145,7 +146,7 @@ def shard_on_device(data, device, threads, k, repeat):
         with h5py.File(path, "r") as fh:
             dataset = fh["features"]
             reader = block_reader(path, dataset, threads=threads)
-            read = read_seconds(reader, dataset, dataset.chunks[0] if dataset.chunks else 8192)
+            read = read_seconds(reader, dataset)
             reader.close()
         print(f"  round {rep + 1}: reading {path.name} ({reader.name}): {read:.2f} s", flush=True)
         for scoring in ("fp32", "bf16"):
