@@ -29,3 +29,7 @@ onstart:
 
 onsuccess:
     print_summary()
+
+
+onerror:
+    print_failed_job_errors()

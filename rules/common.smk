@@ -1,11 +1,15 @@
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from ilias_knn.config import check_config, load_schema
+from ilias_knn.cache import cache_dir
+from ilias_knn.fingerprint import FingerprintCache
+from ilias_knn.resources import attempt_factor, grown_with_attempt
 from ilias_knn.merged_result import FORMAT_VERSION as MERGED_FORMAT_VERSION
 from ilias_knn.partials import FORMAT_VERSION as PARTIAL_FORMAT_VERSION
 
@@ -162,20 +166,56 @@ def get_configured_inputs():
             yield "evaluation", "taxonomy", config["taxonomy"]
 
 
-def missing_inputs():
-    """Every configured input must exist, in every run (dry runs and runs with
-    nothing to do included): results already on disk must never pass for results
-    of a configuration whose inputs are gone. One line per missing file, with
-    everything that names it; stats only, no file is opened."""
+def get_workflow_made_inputs():
+    """Input paths that a rule of this workflow writes (the demo's data)."""
     made_here = set()
     for paths in get_demo_outputs().values():
         made_here.update(
             os.path.normpath(p) for p in ([paths] if isinstance(paths, str) else paths)
         )
+    return made_here
+
+
+WORKFLOW_MADE = get_workflow_made_inputs()
+# content fingerprints of the configured input files, cached on this machine
+# by inode, size and times (written by the main process only)
+FINGERPRINTS = FingerprintCache(
+    cache_dir() / "fingerprints", writable=workflow.is_main_process
+)
+
+
+def get_input_fingerprints(get_input, *keys):
+    """A params function: {path: content fingerprint} of the files under ``keys``
+    among a job's inputs (``get_input(wildcards)``). A file whose content changed
+    reruns the job even when its modification time is old (rsync -a, cp -p);
+    files that a rule of this workflow writes are left to Snakemake's own time
+    checks. (A params function of the job's ``input`` would not be compared:
+    Snakemake takes it for one derived from the inputs.)"""
+
+    def fingerprints(wildcards):
+        inputs = get_input(wildcards)
+        paths = []
+        for key in keys:
+            value = inputs.get(key)
+            paths += [value] if isinstance(value, str) else list(value or [])
+        return {
+            p: FINGERPRINTS.fingerprint(p)
+            for p in sorted(set(paths))
+            if os.path.normpath(p) not in WORKFLOW_MADE
+        }
+
+    return fingerprints
+
+
+def missing_inputs():
+    """Every configured input must exist, in every run (dry runs and runs with
+    nothing to do included): results already on disk must never pass for results
+    of a configuration whose inputs are gone. One line per missing file, with
+    everything that names it; stats only, no file is opened."""
     named_by = {}  # a missing file -> (its path as configured, where it is named)
     for owner, key, path in get_configured_inputs():
         normal = os.path.normpath(path)
-        if not os.path.exists(path) and normal not in made_here:
+        if not os.path.exists(path) and normal not in WORKFLOW_MADE:
             named_by.setdefault(normal, (path, []))[1].append(f"{owner}: {key}")
     return [f"{'; '.join(where)}: {path}" for path, where in named_by.values()]
 
@@ -323,8 +363,26 @@ def get_result_paths(model):
     return [f"{RESULTS}/{model}/{name}" for name in get_result_files(model)]
 
 
+def get_intermediates(model):
+    """Every partial, merged file and expanded query file of a model: targets of
+    the run, so that one deleted (or removed after a failed job) is made again,
+    and what depends on it after it, even where later files still exist."""
+    stages = [""] + (
+        [get_final_stage(model)] if MODELS[model]["query_expansion"] else []
+    )
+    paths = []
+    for stage in stages:
+        partials = get_partials(model, stage)
+        paths += [partials["positives"], *partials["distractors"]]
+        paths.append(f"{RESULTS}/{model}/{stage}merged.npz")
+        if stage:
+            paths.append(f"{RESULTS}/{model}/{stage}expanded_queries.npz")
+    return paths
+
+
 def get_final_output():
     outputs = [path for model in MODELS for path in get_result_paths(model)]
+    outputs += [path for model in MODELS for path in get_intermediates(model)]
     if EVALUATE:
         outputs += [f"{RESULTS}/summary.tsv", f"{RESULTS}/scale_curves.png"]
         outputs += [f"{RESULTS}/{model}/scale_curve.png" for model in MODELS]
@@ -427,12 +485,12 @@ def get_plot_params(models):
     ]
 
 
-def get_search_runtime(wildcards, input):
+def get_search_runtime(wildcards, input, attempt):
     """Minutes for one shard search, from the shard file's size (a stat, no open),
     with room for the CPU path (bench/README.md has the rates)."""
     shard = Path(input.shard)
     shard_gb = shard.stat().st_size / 2**30 if shard.exists() else 2
-    return int(15 + 10 * shard_gb)
+    return int((15 + 10 * shard_gb) * attempt_factor(attempt))
 
 
 def get_search_threads():
@@ -454,18 +512,60 @@ def get_search_gpu():
     return {"gpu": 1, "cpus_per_gpu": config["gpu_threads"]}
 
 
-def get_search_mem_mb(wildcards, threads):
+def get_search_mem_mb(wildcards, threads, attempt):
     """Memory of a shard search. Blocks are bounded, so it grows with the query
     files (queries, and the nq x k top-k state) and k, never with the shard's rows.
     Only the query files' sizes are looked at (no file is opened)."""
     paths = [Path(p) for p in get_query_inputs(wildcards.model).values()]
     query_mb = sum(p.stat().st_size / 2**20 if p.exists() else 16 for p in paths)
     k = MODELS[wildcards.model]["k"]
-    return int(768 + 8 * query_mb + 0.05 * k * query_mb + 128 * threads)
+    base = 768 + 8 * query_mb + 0.05 * k * query_mb + 128 * threads
+    return int(base * attempt_factor(attempt))
+
+
+RUN_STARTED = time.time()
+
+
+def log_lines(path, level):
+    """The messages of ``level`` (ERROR, WARNING) in a job's log."""
+    marker = f" {level} "
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.split(marker, 1)[1] for line in text.splitlines() if marker in line]
+
+
+def get_job_logs(since=0.0):
+    """The logs of this workflow's jobs, written since ``since`` (a time)."""
+    logs = []
+    for path in Path(RESULTS).glob("**/logs/**/*.log"):
+        try:
+            if path.stat().st_mtime >= since:
+                logs.append(path)
+        except OSError:
+            pass
+    return sorted(logs)
+
+
+def print_failed_job_errors():
+    """At the end of a failed run: each failed job's own error line(s) from its
+    log (the file and the fix), in one block after Snakemake's report."""
+    failed = [
+        (path, lines)
+        for path in get_job_logs(since=RUN_STARTED - 1)
+        if (lines := log_lines(path, "ERROR"))
+    ]
+    if failed:
+        block = "\n".join(
+            f"  - {line}  [{path}]" for path, lines in failed for line in lines
+        )
+        print(f"\nThe run failed. What the failed jobs said:\n{block}", file=sys.stderr)
 
 
 def print_summary():
-    """At the end of a run: the cross-model summary as a Markdown table."""
+    """At the end of a run: the cross-model summary as a Markdown table, and the
+    merges' warnings (rows of zero norm, selected ids that matched nothing)."""
     path = Path(f"{RESULTS}/summary.tsv")
     if EVALUATE and path.exists():
         import pandas as pd
@@ -473,6 +573,14 @@ def print_summary():
         table = pd.read_csv(path, sep="\t")
         markdown = table.to_markdown(index=False, floatfmt=".2f")
         print(f"\nILIAS evaluation ({path}):\n{markdown}")
+    notes = [
+        f"model {model}: {line}"
+        for model in MODELS
+        for stage in sorted({"", get_final_stage(model)})
+        for line in log_lines(f"{RESULTS}/{model}/logs/{stage}merge.log", "WARNING")
+    ]
+    if notes:
+        print("\nWarnings:\n  - " + "\n  - ".join(notes))
 
 
 def validate_inputs():

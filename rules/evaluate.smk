@@ -14,12 +14,15 @@ rule evaluate:
     conda:
         "../envs/knn.yaml"
     resources:
-        mem_mb=4096,
-        runtime=30,
+        mem_mb=grown_with_attempt(4096),
+        runtime=grown_with_attempt(30),
     params:
         dataset_dir=config.get("dataset_dir"),
         eval_k=get_eval_k,
         query_set=get_query_set,
+        input_fingerprints=get_input_fingerprints(
+            get_evaluate_input, "positive_ids", "taxonomy"
+        ),
     script:
         "../scripts/evaluate.py"
 
@@ -58,14 +61,15 @@ rule scale_curve:
     conda:
         "../envs/knn.yaml"
     resources:
-        mem_mb=4096,
-        runtime=60,
+        mem_mb=grown_with_attempt(4096),
+        runtime=grown_with_attempt(60),
     params:
         dataset_dir=config.get("dataset_dir"),
         eval_k=get_eval_k,
         k=get_model_param("k"),
         scale_points=config["scale_points"],
         query_set=get_query_set,
+        input_fingerprints=get_input_fingerprints(get_scale_curve_input, "positive_ids"),
     script:
         "../scripts/scale_curve.py"
 

@@ -10,8 +10,8 @@ rule format_results:
     conda:
         "../envs/knn.yaml"
     resources:
-        mem_mb=4096,
-        runtime=30,
+        mem_mb=grown_with_attempt(4096),
+        runtime=grown_with_attempt(30),
     params:
         save_as=get_model_param("save_as"),
         query_set=get_result_file_query_set,

@@ -23,6 +23,15 @@ rule search_shard:
         k=get_model_param("k"),
         # a new partial format reruns the shard searches (and what reads them)
         format_version=PARTIAL_FORMAT_VERSION,
+        # content, not only times: a file replaced under an old time reruns it
+        input_fingerprints=get_input_fingerprints(
+            get_search_input,
+            "queries",
+            "text_queries",
+            "shard",
+            "adapter",
+            "selected_ids",
+        ),
     script:
         "../scripts/search_shard.py"
 
@@ -39,8 +48,8 @@ rule merge_shards:
     conda:
         "../envs/knn.yaml"
     resources:
-        mem_mb=2048,
-        runtime=30,
+        mem_mb=grown_with_attempt(2048),
+        runtime=grown_with_attempt(30),
     params:
         k=get_model_param("k"),
         adapter=get_model_param("lin_adapt_path", ""),
@@ -65,8 +74,8 @@ rule expand_queries:
     conda:
         "../envs/knn.yaml"
     resources:
-        mem_mb=4096,
-        runtime=30,
+        mem_mb=grown_with_attempt(4096),
+        runtime=grown_with_attempt(30),
     params:
         n=lambda wildcards: int(wildcards.n),
     script:

@@ -6,7 +6,7 @@ import logging
 from ilias_knn.adapter import check_adapter_dim, load_adapter
 from ilias_knn.engines import choose_scoring, make_scorer, prepare_queries, resolve_device
 from ilias_knn.logs import run_logged
-from ilias_knn.partials import file_digest, save_partial
+from ilias_knn.partials import file_digest, input_records, save_partial
 from ilias_knn.queries import load_queries, read_model_queries
 from ilias_knn.shard_search import reads_ahead, search_shard
 from ilias_knn.selection import load_selected_ids
@@ -46,6 +46,7 @@ def main(snakemake):
         "query_sets": queries.sets,
         "adapter_sha256": file_digest(adapter_path),
         "selected_sha256": file_digest(inp.get("selected_ids")),
+        "inputs": input_records(params.input_fingerprints),
     }
     save_partial(snakemake.output.partial, result, queries.ids, meta)
 

@@ -288,6 +288,9 @@ def bad_file(work, case):
 
         torch.save([1, 2, 3], d / "a.pth")
         return {"lin_adapt_path": str(d / "a.pth")}, "not a state dict"
+    if case == "adapter_garbage":
+        (d / "a.pth").write_bytes(b"\x80\x02 no pickle here")
+        return {"lin_adapt_path": str(d / "a.pth")}, "a.pth: cannot be loaded as a PyTorch state dict"
     if case == "adapter_keys":
         import torch
 
@@ -327,7 +330,7 @@ def bad_file(work, case):
 
 
 TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
-         "adapter_not_state_dict", "adapter_keys", "adapter_shapes", "adapter_nan", "no_queries",
+         "adapter_not_state_dict", "adapter_garbage", "adapter_keys", "adapter_shapes", "adapter_nan", "no_queries",
          "repeated_query_id", "selection_not_ascii", "missing_middle_shard", "no_idx", "k_zero"]
 
 
@@ -364,16 +367,18 @@ def test_a_bad_file_shared_by_models_is_one_message(good_run):
     assert (work / "results/good/similarities.json").read_bytes() == before
 
 
-def test_selection_matching_no_distractor_is_a_warning_with_counts(good_run):
+def test_selection_matching_no_distractor_fails_naming_the_file(good_run):
+    """No selected id matches: a run that would return the positives alone as
+    if normal fails naming the ids file; the other model's result stays."""
     work, data, config, before = good_run
     (work / "no_match.txt").write_text("nothing/here.jpg\n")
     cfg = dict(config, models={"good": config["models"]["good"],
                                "mini": dict(config["models"]["good"], selected_ids=str(work / "no_match.txt"))})
-    run_snakemake(work, config=cfg)
+    proc = run_snakemake(work, config=cfg, check=False)
+    assert proc.returncode != 0
     log = (work / "results/mini/logs/merge.log").read_text()
-    assert "matched no distractor: 0 of 350 distractors kept" in log
-    qids, ids, sims = load_result(work / "results/mini/similarities.json")
-    assert all(d.startswith("inst") for row in ids for d in row)  # positives only
+    assert f"{work / 'no_match.txt'}: none of its 1 ids matches a distractor (0 of 350 distractors kept)" in log
+    assert not (work / "results/mini/similarities.json").exists()
     assert (work / "results/good/similarities.json").read_bytes() == before
 
 

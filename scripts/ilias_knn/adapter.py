@@ -63,10 +63,11 @@ def load_adapter(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
+        # (torch's own message is a paragraph on weights_only, which is no fix here)
         raise InputError(
-            f"{path}: cannot be loaded as a PyTorch state dict ({type(exc).__name__}: {exc}). "
+            f"{path}: cannot be loaded as a PyTorch state dict ({type(exc).__name__}). "
             "Save the adapter with torch.save(layer.state_dict(), path)."
-        ) from exc
+        ) from None
     if not isinstance(state, dict):
         raise InputError(
             f"{path}: holds a {type(state).__name__}, not a state dict. "

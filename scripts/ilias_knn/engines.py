@@ -22,6 +22,7 @@ import numpy as np
 
 from . import features
 from .atomic import atomic_output
+from .cache import cache_dir
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,6 @@ def machine_identity(threads):
     parts = [platform.machine(), lines.get("model name", ""), lines.get("flags", ""), str(os.cpu_count()),
              f"numpy {np.__version__}", f"torch {metadata.version('torch')}", f"threads {threads}"]
     return "\n".join(parts)
-
-
-def cache_dir():
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ilias_knn"
-    return Path(os.environ.get("ILIAS_KNN_CACHE", default))
 
 
 def measure_gemm_rates(threads, shape=PROBE_SHAPE, repeat=3):

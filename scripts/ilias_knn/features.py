@@ -116,6 +116,17 @@ def read_all(path):
     return info, feats, ids
 
 
+def zero_rows(block):
+    """Row numbers of ``block``'s rows that are all zero. Cheap: only rows whose
+    first two values are zero (two strided column reads) are looked at whole."""
+    if block.shape[0] == 0 or block.shape[1] == 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.flatnonzero((block[:, 0] == 0) & (block[:, min(1, block.shape[1] - 1)] == 0))
+    if candidates.size == 0:
+        return candidates.astype(np.int64)
+    return candidates[~np.any(block[candidates] != 0, axis=1)].astype(np.int64)
+
+
 def nonfinite_error(path, count, first_rows):
     return InputError(
         f"{path}: {count} row(s) of 'features' contain NaN or inf (first at rows "

@@ -41,12 +41,15 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
             topk = TopK(len(query_ids), k)
         elif not np.array_equal(query_ids, arrays["query_ids"]):
             raise InputError(
-                f"{path}: computed for other queries than {paths[0]}. "
-                "Delete the stale partials of this model and run again."
+                f"{path}: computed for other queries than {paths[0]}. Delete the partials of "
+                f"this model ({', '.join(map(str, paths[:2]))}, ...) and run again."
             )
         rows_kept += meta["rows_kept"]
+        stats = meta.get("stats", {})
         shards.append({"partial": str(path), "shard": meta.get("shard"), "rows_kept": meta["rows_kept"],
-                       "rows_total": meta["rows_total"], "first_position": first_position})
+                       "rows_total": meta["rows_total"], "first_position": first_position,
+                       "zero_norm_rows": stats.get("zero_norm_rows", 0),
+                       "first_zero_norm_rows": stats.get("first_zero_norm_rows", [])})
         if first_position + meta["rows_total"] > MAX_POSITION + 1:
             raise InputError(f"merge: more than {MAX_POSITION + 1} database rows in one model; "
                              "split the model's database into several models.")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .arrays import unique_inverse
 from .atomic import atomic_output
-from .errors import InputError
+from .errors import InputError, damaged_file_refused
 
 FORMAT_VERSION = 2  # merge_shards passes it as a param: a new format reruns the merges
 
@@ -60,10 +60,11 @@ def save_merged(path, merged):
 
 
 def load_merged(path):
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise InputError(f"{path}: merged result from another version of this workflow. "
-                             "Delete it (or run with --forcerun merge_shards) so it is merged again.")
-        return MergedResult(data["query_ids"], data["db_ids"], data["sims"], data["ranks"], meta,
-                            data["db_positions"])
+    with damaged_file_refused(path, "merged result", "Snakemake merges it again"):
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise InputError(f"{path}: merged result from another version of this workflow. "
+                                 "Delete it and run again: Snakemake merges it again.")
+            return MergedResult(data["query_ids"], data["db_ids"], data["sims"], data["ranks"], meta,
+                                data["db_positions"])

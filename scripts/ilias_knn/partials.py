@@ -7,14 +7,15 @@ detected at merge time instead of merged silently.
 
 import hashlib
 import json
-import zipfile
+import os
+
 import numpy as np
 
 from .arrays import ascii_ids
 from .atomic import atomic_output
-from .errors import InputError
+from .errors import InputError, damaged_file_refused
 
-FORMAT_VERSION = 1  # search_shard passes it as a param: a new format reruns the searches
+FORMAT_VERSION = 2  # search_shard passes it as a param: a new format reruns the searches
 
 
 def file_digest(path):
@@ -28,9 +29,22 @@ def file_digest(path):
     return h.hexdigest()
 
 
+def input_records(fingerprints):
+    """What a partial was computed from: each input file's size, modification
+    time and content fingerprint (fingerprint.py)."""
+    records = {}
+    for path, fingerprint in fingerprints.items():
+        st = os.stat(path)
+        records[path] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "fingerprint": fingerprint}
+    return records
+
+
 def save_partial(path, result, query_ids, meta):
     meta = dict(meta, format_version=FORMAT_VERSION, rows_total=result.rows_total,
                 rows_kept=result.rows_kept, stats=result.stats)
+    matched = result.selected_matched
+    if matched is not None:
+        meta["selected_count"] = int(matched.size)
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(
@@ -40,21 +54,23 @@ def save_partial(path, result, query_ids, meta):
                 id_rows=result.id_rows.astype(np.int64, copy=False),
                 ids=ascii_ids(result.ids),
                 query_ids=np.asarray(query_ids, dtype=str),
+                # bit i: selected id i (sorted) matched a row of this shard
+                selected_matched=np.packbits(matched) if matched is not None else np.empty(0, np.uint8),
                 meta=np.array(json.dumps(meta)),
             )
 
 
+def selected_matched(path, meta, arrays):
+    """The bool array of which selected ids matched a row of this partial's shard."""
+    return np.unpackbits(arrays["selected_matched"], count=meta["selected_count"]).astype(bool)
+
+
 def load_partial(path, keys=("scores", "rows")):
     """Load chosen arrays and the metadata; a damaged file gets a clear error."""
-    try:
+    with damaged_file_refused(path, "partial result", "Snakemake searches only that shard again"):
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {key: data[key] for key in keys}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise InputError(
-            f"{path}: partial result is damaged or from an older version ({exc}). "
-            f"Delete it and run again; Snakemake recomputes only that shard."
-        ) from exc
     return meta, arrays
 
 
@@ -67,6 +83,6 @@ def check_partial_meta(path, meta, expected):
         detail = ", ".join(f"{key}: file has {have!r}, expected {want!r}" for key, (have, want) in wrong.items())
         raise InputError(
             f"{path}: partial result was computed with other settings ({detail}). "
-            f"Delete it (or run with --forcerun search_shard) so it is recomputed."
+            f"Delete it and run again: Snakemake searches that shard again."
         )
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import features
 from .arrays import repeated_values
 from .atomic import atomic_output
-from .errors import InputError
+from .errors import InputError, damaged_file_refused
 
 @dataclass
 class Queries:
@@ -38,10 +38,23 @@ def check_query_set_ids(ids, path):
     check_unique_query_ids(ids, path)
 
 
-def read_query_ids(path):
-    """A query file's ids alone, checked as the jobs check them (before they run)."""
-    ids = features.read_ids(path)
+def check_query_norms(feats, path):
+    """A query row of zero norm is a failed extraction (ILIAS queries are
+    L2-normalised): it would score 0 against everything, and its results and AP
+    would look like those of a bad model."""
+    zero = np.flatnonzero(~np.any(feats != 0, axis=1))
+    if zero.size:
+        raise InputError(
+            f"{path}: {zero.size} query row(s) of zero norm (first at rows {zero[:5].tolist()}), "
+            "a failed feature extraction. Extract those queries again."
+        )
+
+
+def read_query_file(path):
+    """A query file's ids, checked as the jobs check the file (before they run)."""
+    _, feats, ids = features.read_all(path)
     check_query_set_ids(ids, path)
+    check_query_norms(feats, path)
     return ids
 
 
@@ -67,6 +80,7 @@ def read_query_sets(paths):
     for name, path in paths.items():
         _, set_feats, set_ids = features.read_all(path)
         check_query_set_ids(set_ids, path)
+        check_query_norms(set_feats, path)
         if first_path is not None:
             check_query_dims(path, name, set_feats.shape[1], first_path, feats[0].shape[1])
         first_path = first_path or path
@@ -94,6 +108,7 @@ def save_queries(path, queries):
 
 
 def load_queries(path):
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        return Queries(data["feats"], data["ids"], meta["sets"], meta["adapted"])
+    with damaged_file_refused(path, "expanded query file", "Snakemake expands the queries again"):
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return Queries(data["feats"], data["ids"], meta["sets"], meta["adapted"])

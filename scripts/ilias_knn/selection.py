@@ -46,19 +46,39 @@ def empty_selection(path):
     )
 
 
-def _is_member(sorted_ids, candidates):
+def _is_member(sorted_ids, candidates, matched=None):
     pos = np.searchsorted(sorted_ids, candidates)
     pos[pos == len(sorted_ids)] = 0
-    return sorted_ids[pos] == candidates
+    hit = sorted_ids[pos] == candidates
+    if matched is not None:
+        matched[pos[hit]] = True
+    return hit
 
 
-def selection_mask(ids, selected_sorted):
-    """Boolean mask of the ids kept by the selection (vectorised, sorted lookup)."""
+def selection_mask(ids, selected_sorted, matched=None):
+    """Boolean mask of the ids kept by the selection (vectorised, sorted lookup).
+    ``matched`` (bool, one per selected id), when given, is set where a
+    selected id matched one of ``ids``."""
     ids = np.asarray(ids, dtype=str)
-    keep = _is_member(selected_sorted, ids)
+    keep = _is_member(selected_sorted, ids, matched)
     # Ids like "source/name": also try the part after the first '/'.
     parts = np.char.partition(ids, "/")
     has_slash = parts[:, 1] == "/"
     if has_slash.any():
-        keep[has_slash] |= _is_member(selected_sorted, parts[has_slash, 2])
+        keep[has_slash] |= _is_member(selected_sorted, parts[has_slash, 2], matched)
     return keep
+
+
+def unmatched_report(path, selected_sorted, matched, kept, total):
+    """(one log line, its level: "error", "warning" or "info") on the selected
+    ids that matched no distractor of a model's distractor files."""
+    unmatched = np.flatnonzero(~matched)
+    if kept == 0:
+        return (f"{path}: none of its {len(selected_sorted)} ids matches a distractor "
+                f"(0 of {total} distractors kept). Check that its ids are those of the distractor "
+                "files' 'index' (an id, or the part after its first '/').", "error")
+    if unmatched.size == 0:
+        return f"{path}: kept {kept} of {total} distractors; every selected id matched", "info"
+    first = ", ".join(repr(str(i)) for i in selected_sorted[unmatched[:5]])
+    return (f"{path}: {unmatched.size} of its {len(selected_sorted)} ids match no distractor "
+            f"(first: {first}); kept {kept} of {total} distractors", "warning")

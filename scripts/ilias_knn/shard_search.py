@@ -41,6 +41,7 @@ class ShardResult:
     rows_total: int
     rows_kept: int
     stats: dict = field(default_factory=dict)
+    selected_matched: np.ndarray | None = None  # which selected ids matched a row here
 
 
 @dataclass
@@ -91,10 +92,13 @@ def prefetched(items, load):
             yield current
 
 
-def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1, read_ahead=True):
+def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1, read_ahead=True,
+                    found=None):
     """(first row, prepared block, database positions of its kept rows) over
     the shard, in row order; each prepared one block ahead in a thread when
-    ``read_ahead``."""
+    ``read_ahead``. ``found`` (a ScanFindings) collects the kept rows of zero
+    norm and the selected ids that matched."""
+    found = found or ScanFindings(selected_ids)
     info, dataset = shard.info, shard.handle["features"]
     times = scorer.times
     with times("open"):  # (the decoder is checked against h5py on the first rows)
@@ -115,10 +119,14 @@ def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads
         keep = None
         if selected_ids is not None:
             with times("selection"):
-                keep = selection_mask(features.decode_ids(index[start:stop], shard.path), selected_ids)
+                keep = selection_mask(features.decode_ids(index[start:stop], shard.path), selected_ids,
+                                      found.selected_matched)
         positions = np.arange(start, stop, dtype=np.int64)
         if keep is not None:
             positions = positions[keep]
+        zero = features.zero_rows(block)
+        if zero.size:
+            found.add_zero_rows(np.intersect1d(zero + start, positions))
         with times("prepare"):
             return start, scorer.prepare(block, keep), positions
 
@@ -129,12 +137,25 @@ def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads
         reader.close()
 
 
-def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1, read_ahead=True):
+class ScanFindings:
+    """What a scan notices besides scores: kept rows of zero norm (a failed
+    extraction scores 0 against everything), and which selected ids matched."""
+
+    def __init__(self, selected_ids=None):
+        self.zero_rows, self.first_zero_rows = 0, []
+        self.selected_matched = None if selected_ids is None else np.zeros(len(selected_ids), bool)
+
+    def add_zero_rows(self, rows):
+        self.zero_rows += rows.size
+        self.first_zero_rows += rows[: max(0, 5 - len(self.first_zero_rows))].tolist()
+
+
+def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1, read_ahead=True, found=None):
     """Score every block of the shard into ``topk``; the number of rows kept."""
     kept = 0
     report_every = max(1, shard.info.rows // 10)
     next_report = report_every
-    blocks = prepared_blocks(shard, scorer, block_rows, selected_ids, decode_threads, read_ahead)
+    blocks = prepared_blocks(shard, scorer, block_rows, selected_ids, decode_threads, read_ahead, found)
     try:
         while True:
             with scorer.times("wait") if read_ahead else nullcontext():  # for the reading thread
@@ -170,7 +191,8 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
         scorer.times.add("open", time.perf_counter() - opened)  # header, every id checked, dimensions
         rows = features.block_rows_for(shard.info, block_rows or block_rows_for_queries(num_queries))
         topk = TopK(num_queries, k)
-        kept = scan(shard, scorer, topk, rows, selected_ids, decode_threads, read_ahead)
+        found = ScanFindings(selected_ids)
+        kept = scan(shard, scorer, topk, rows, selected_ids, decode_threads, read_ahead, found)
         with scorer.times("select"):
             scores, found_rows = topk.result()
         with scorer.times("ids"):  # of the rows found: a second pass over 'index'
@@ -182,13 +204,17 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
         log.warning("%s: no row kept by the selected ids (0 of %d).", shard_path, rows_total)
     flops = 2.0 * num_queries * kept * dim
     stats = {"seconds": elapsed, "gflops": flops / elapsed / 1e9 if elapsed else 0.0, "engine": scorer.describe(),
-             "phases": dict(scorer.times.seconds)}
+             "phases": dict(scorer.times.seconds), "zero_norm_rows": found.zero_rows,
+             "first_zero_norm_rows": found.first_zero_rows}
+    if found.zero_rows:
+        log.warning("%s: %d kept row(s) of zero norm (first at rows %s): failed extractions, they score 0 "
+                    "against every query", shard_path, found.zero_rows, found.first_zero_rows)
     log.info("%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s)", shard_path, kept, rows_total, elapsed,
              stats["gflops"], stats["engine"])
     log.info("%s: seconds per phase (%s): %s", shard_path,
              "reading thread: read, selection, prepare; scoring thread: the rest" if read_ahead
              else "one thread, the next block read after each is scored", scorer.times.summary())
-    return ShardResult(scores, found_rows, id_rows, ids, rows_total, kept, stats)
+    return ShardResult(scores, found_rows, id_rows, ids, rows_total, kept, stats, found.selected_matched)
 
 
 def raise_nonfinite(shard, block_rows):

@@ -11,7 +11,7 @@ from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
 from .evaluation import check_query_instances, read_ground_truth, read_taxonomy
-from .queries import check_query_dims, read_query_ids
+from .queries import check_query_dims, read_query_file
 from .selection import check_selected_ids
 
 
@@ -88,7 +88,7 @@ def model_input_problems(cfg, shard_paths, done=None, ground_truth=None):
     queries = header(cfg["query_hdf5"])
     text = header(cfg["text_query_hdf5"]) if cfg.get("text_query_hdf5") else None
     for query_file in (queries, text):
-        ids = check_file(read_query_ids, query_file.path) if query_file else None  # a few thousand
+        ids = check_file(read_query_file, query_file.path) if query_file else None  # a few thousand
         if ids is not None and ground_truth is not None:
             check(check_query_instances, ids, ground_truth, query_file.path)
     if queries and text:
