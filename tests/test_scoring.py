@@ -10,8 +10,16 @@ import torch
 
 from ilias_knn import engines
 from ilias_knn.bf16 import REL, Bf16Scorer, bf16_floor_bits, order_keys
+from ilias_knn.path_choice import FILTERED, PathChooser
 from ilias_knn.scoring import Fp32Scorer, TorchFp32Scorer
 from ilias_knn.topk import TopK
+
+
+class AlwaysFiltered(PathChooser):
+    """Every prepared block gets its bf16 copy (tests of the copy, bound and filter)."""
+
+    def plan(self):
+        return FILTERED, False
 
 
 def unit(x):
@@ -55,7 +63,7 @@ def test_bound_holds_for_every_entry(scale, centred_far):
     first = anisotropic(rng, 300, 256, shared)
     x = rng.standard_normal((512, 256)).astype(np.float32) if centred_far else anisotropic(rng, 512, 256, shared)
     x[:10] *= 100  # uneven row norms
-    scorer = Bf16Scorer(q)
+    scorer = Bf16Scorer(q, chooser=AlwaysFiltered())
     scorer.prepare(first, None)  # fixes the centring vector mu
     block = scorer.prepare(x, None)
     approx = scorer._gemm(block.y_bf16).float().numpy().astype(np.float64)
@@ -71,7 +79,7 @@ def test_bf16_copy_and_its_norms_over_several_tiles(largest_at):
     the largest norms are found in whichever tile holds them."""
     rng = np.random.default_rng(1)
     shared = unit(rng.standard_normal((1, 256)))[0]
-    scorer = Bf16Scorer(anisotropic(rng, 8, 256, shared))
+    scorer = Bf16Scorer(anisotropic(rng, 8, 256, shared), chooser=AlwaysFiltered())
     scorer.prepare(anisotropic(rng, 100, 256, shared), None)
     x = anisotropic(rng, 2600, 256, shared)
     x[largest_at] *= 3
@@ -114,7 +122,7 @@ def test_filter_keeps_every_entry_at_or_above_the_threshold(seed, paths):
     rng = np.random.default_rng(seed)
     shared = unit(rng.standard_normal((1, 128)))[0]
     q, db = anisotropic(rng, 50, 128, shared), anisotropic(rng, 2000, 128, shared)
-    scorer = Bf16Scorer(q) if paths == "cpu" else bf16_device_paths(q)
+    scorer = Bf16Scorer(q, chooser=AlwaysFiltered()) if paths == "cpu" else bf16_device_paths(q, chooser=AlwaysFiltered())
     scorer.prepare(db[:500], None)
     block = scorer.prepare(db[500:], None)
     exact = q @ block.x.T
@@ -197,23 +205,33 @@ def test_bf16_filters_most_blocks_and_rescores_few_entries():
 
 @pytest.mark.parametrize("bf16_cost", [10.0, 0.01])
 def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
-    """With the bf16 GEMM measured at 10x the dense cost per entry, every block
-    is dense and gets no bf16 copy; at 0.01x, blocks are filtered."""
+    """With the bf16 path measured at 10x the dense cost per entry, blocks are
+    dense and get no bf16 copy but for the chooser's probes; at 0.01x, blocks
+    are filtered."""
+    from ilias_knn.path_choice import PathChooser
+
+    class Scaled(PathChooser):  # the filtered path's measured cost, scaled
+        def record_dense(self, seconds, share, probe=False):
+            self.dense_seconds = seconds
+            super().record_dense(seconds, share, probe)
+
+        def record_filtered(self, seconds, share, rescore=None, probe=False):
+            super().record_filtered(bf16_cost * self.dense_seconds, share, None if rescore is None else 0.0, probe)
+
     q, x = small_anisotropic_case(6)
-    scorer = Bf16Scorer(q)
+    scorer = Bf16Scorer(q, chooser=Scaled())
     topk = TopK(20, 10)
     copies = []
     for start in range(0, 20000, 500):
         block = scorer.prepare(x[start : start + 500], None)
         copies.append(block.y_bf16 is not None)
         scorer.score(block, np.arange(start, start + 500), topk)
-        scorer._cost["bf16"] = bf16_cost * scorer._cost["dense"]  # as if measured so
-        scorer._cost["rescore"] = 0.0
-        scorer.filtering = scorer._filter_pays()
     if bf16_cost > 1:
-        assert scorer.blocks["filtered"] == 0 and not any(copies[1:]), (scorer.blocks, copies)
+        # the first filtered tries (the first one's cost is dropped), then probes
+        assert scorer.blocks["filtered"] <= 2 + scorer.chooser.probes, (scorer.blocks, copies)
+        assert sum(copies) <= 3 + scorer.chooser.probes, copies
     else:
-        assert scorer.blocks["filtered"] > 30 and all(copies), (scorer.blocks, copies)
+        assert scorer.blocks["filtered"] > 30 and sum(copies) >= 36, (scorer.blocks, copies)
     _, pos = topk.result()
     np.testing.assert_array_equal(pos, reference(q, x, 10)[1])
 
@@ -221,7 +239,7 @@ def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
 def test_bf16_counts_the_making_of_its_bf16_copy_as_a_cost_of_filtering():
     """The bf16 copy is made in prepare (in a reading thread or not), but it is
     CPU time spent only for filtering: when it alone costs more than dense scoring, blocks
-    are scored densely and get no copy."""
+    are scored densely and get no copy (but the chooser's probes)."""
     q, x = small_anisotropic_case(8)
     scorer = Bf16Scorer(q)
     topk = TopK(20, 10)
@@ -233,8 +251,8 @@ def test_bf16_counts_the_making_of_its_bf16_copy_as_a_cost_of_filtering():
         before = dict(scorer.blocks)
         scorer.score(block, np.arange(start, start + 500), topk)
         kinds.append("filtered" if scorer.blocks["filtered"] > before["filtered"] else "dense")
-    assert scorer._cost["bf16"] > scorer._cost["dense"]
-    assert kinds.count("filtered") <= 1 and scorer.blocks["dense"] >= 39, kinds
+    assert scorer.chooser.cost("filtered") > scorer.chooser.cost("dense")
+    assert kinds.count("filtered") <= 2 + scorer.chooser.probes and scorer.chooser.probes <= 3, kinds
     np.testing.assert_array_equal(topk.result()[1], reference(q, x, 10)[1])
 
 

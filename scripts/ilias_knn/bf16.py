@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import ReusedBuffer
+from .path_choice import DENSE, FILTERED, PathChooser
 from .phases import PhaseTimes
 from .scoring import check_finite, float32_rows, overflow_checked_later
 
@@ -82,19 +83,21 @@ class Bf16Block:
     y_max: float = 0.0  # largest |y| of a row
     f_max: float = 0.0  # largest |y - y_b| of a row
     copy_seconds: float = 0.0  # making the bf16 copy and its norms (a cost of filtering only)
+    probe: bool = False  # scored this way to measure the path not chosen (path_choice.py)
 
 
 class Bf16Scorer:
     """bf16 filter + float32 rescoring on a torch device (the CPU or a GPU).
 
-    Each block is filtered or scored densely in float32, whichever the costs
-    measured on the blocks so far (seconds per entry of the bf16 copy, GEMM
-    and filter, of the dense float32 GEMM and selection, per rescored entry) say is faster for
-    the candidate share expected next (``measure_costs=False``: filter
-    whenever the share is below ``dense_density``); a block before every query
-    has k entries is scored densely."""
+    Each block is filtered or scored densely in float32, as ``chooser`` (a
+    path_choice.PathChooser) plans it from the costs measured on the blocks
+    so far: seconds per entry of the bf16 copy, GEMM and filter, of the dense
+    float32 GEMM and selection, and per rescored candidate
+    (``measure_costs=False``: filter whenever the candidate share allows). A
+    block before every query has k entries is scored densely."""
 
-    def __init__(self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY, measure_costs=True):
+    def __init__(self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY, measure_costs=True,
+                 chooser=None):
         import torch
 
         self.torch, self.device = torch, torch.device(device)
@@ -110,8 +113,7 @@ class Bf16Scorer:
         self.e_norm = to64((self.queries - q_b).norm(dim=1))
         self.g = gamma(2 * q.shape[1])  # twice the standard gamma: also a truncating accumulator
         self.adapter = adapter
-        self.dense_density = dense_density
-        self.measure_costs = measure_costs
+        self.chooser = chooser or PathChooser(dense_density, measured=measure_costs)
         self.mu = None
         self._rows = [ReusedBuffer(np.float32), ReusedBuffer(np.float32)]
         self._tile = None  # (centred rows, their rounding error): scratch of the bf16 copy
@@ -123,13 +125,8 @@ class Bf16Scorer:
         self.blocks = {"dense": 0, "filtered": 0}
         self.rescored = 0
         self.times = PhaseTimes()
-        self.expected_density = 1.0
-        self.filtering = True  # whether the next blocks get a bf16 copy (prepare runs a block ahead)
-        # seconds per entry: "dense" (float32 GEMM + selection), "bf16" (its copy
-        # made in prepare + GEMM + filter); per candidate: "rescore" (+ selection).
-        # CPU time, wherever spent: with every core running a job, a reading
-        # thread's work is not free.
-        self._cost = {}
+        # Costs fed to the chooser are CPU time, wherever spent: with every core
+        # running a job, a reading thread's work (the bf16 copy) is not free.
         self._normed = None  # the last block with a bf16 copy (its norms)
 
     def prepare(self, block, keep):
@@ -148,8 +145,9 @@ class Bf16Scorer:
             with overflow_checked_later():  # overflows only where the scores do, which check_finite reports
                 self.q_mu = (self.queries_np @ self.mu).astype(np.float64)
             self.mu_t = torch.from_numpy(self.mu)
-        if not self.filtering:
-            return Bf16Block(x, x_dev)
+        path, probe = self.chooser.plan()  # (prepare runs a block ahead of score)
+        if path == DENSE:
+            return Bf16Block(x, x_dev, probe=probe)
         t0 = time.perf_counter()
         buffer = self._centred_bf16[turn]
         if buffer is None or buffer.shape[0] < x.shape[0] or buffer.shape[1] != x.shape[1]:
@@ -159,7 +157,7 @@ class Bf16Scorer:
         y_bf16 = y_bf16.to(self.device)
         seconds = time.perf_counter() - t0
         self.times.add("bf16 copy", seconds)
-        return Bf16Block(x, x_dev, y_bf16, y_max, f_max, seconds)
+        return Bf16Block(x, x_dev, y_bf16, y_max, f_max, seconds, probe)
 
     def _centred_copy(self, x, out):
         """out = bf16(x - mu); returns the largest row norms of y = x - mu and of
@@ -183,7 +181,7 @@ class Bf16Scorer:
 
     def score(self, block, positions, topk):
         thresholds = topk.thresholds.astype(np.float64)
-        if block.y_bf16 is None or not np.isfinite(thresholds).all() or not self._filter_pays():
+        if block.y_bf16 is None or not np.isfinite(thresholds).all():
             self._dense(block, positions, topk)
             return
         entries = self.queries.shape[0] * block.x.shape[0]
@@ -193,33 +191,26 @@ class Bf16Scorer:
         check_finite(approx[0].float().cpu().numpy())
         with self.times("filter"):
             rows, cols = self._candidates(approx, self._floor_bits(thresholds, block))
-        self._cost["bf16"] = (time.perf_counter() - t0 + block.copy_seconds) / entries
-        self.expected_density = rows.size / entries
-        if self.expected_density > self.dense_density:  # too many: not worth rescoring one by one
-            self._dense(block, positions, topk)
+        bf16_cost = (time.perf_counter() - t0 + block.copy_seconds) / entries
+        share = rows.size / entries
+        if share > self.chooser.dense_density:  # too many: not worth rescoring one by one
+            self.chooser.record_filtered(bf16_cost, share, probe=block.probe)
+            self._dense(block, positions, topk, record=False)
             return
         self.blocks["filtered"] += 1
         self.rescored += rows.size
+        rescore_cost = None
         if rows.size:
             t0 = time.perf_counter()
             with self.times("rescore"):
                 exact = self._rescore(rows, cols, block.x_dev)
             with self.times("select"):
                 topk.add_candidates(rows, positions[cols], exact)
-            self._cost["rescore"] = (time.perf_counter() - t0) / rows.size
-        self.filtering = self._filter_pays()
+            rescore_cost = (time.perf_counter() - t0) / rows.size
+        self.chooser.record_filtered(bf16_cost, share, rescore_cost, probe=block.probe)
 
-    def _filter_pays(self):
-        """Whether filtering the next block is expected to beat scoring it densely."""
-        if self.expected_density > self.dense_density:
-            return False
-        if not self.measure_costs or "bf16" not in self._cost or "dense" not in self._cost:
-            return True  # not measured yet: try
-        filtered = self._cost["bf16"] + self.expected_density * self._cost.get("rescore", 0.0)
-        return filtered < self._cost["dense"]
-
-    def _dense(self, block, positions, topk):
-        """Every score in float32 (the first blocks, or when filtering does not pay)."""
+    def _dense(self, block, positions, topk, record=True):
+        """Every score in float32 (the first blocks, or where filtering does not pay)."""
         self.blocks["dense"] += 1
         x, t0 = block.x, time.perf_counter()
         with self.times("gemm fp32"), overflow_checked_later():
@@ -231,12 +222,14 @@ class Bf16Scorer:
         check_finite(scores[0])
         with self.times("select"):
             topk.add(scores, positions)
-        self._cost["dense"] = (time.perf_counter() - t0) / max(1, scores.size)
+        cost = (time.perf_counter() - t0) / max(1, scores.size)
+        if not record:
+            return
         with self.times("filter"):
             # how many of these exact scores the filter would pass: the next
             # block's expected candidate share
-            self.expected_density = self._passing_share(scores, topk.thresholds.astype(np.float64), block)
-        self.filtering = self._filter_pays()
+            share = self._passing_share(scores, topk.thresholds.astype(np.float64), block)
+        self.chooser.record_dense(cost, share, probe=block.probe and block.y_bf16 is None)
 
     def _passing_share(self, scores, thresholds, block):
         if block.y_bf16 is not None:
@@ -322,4 +315,5 @@ class Bf16Scorer:
 
     def describe(self):
         return (f"bf16 on {self.device} (torch): {self.blocks['filtered']} blocks filtered "
-                f"({self.rescored} entries rescored in fp32), {self.blocks['dense']} dense fp32")
+                f"({self.rescored} entries rescored in fp32), {self.blocks['dense']} dense fp32; "
+                f"{self.chooser.describe()}")
