@@ -317,3 +317,26 @@ def test_auto_follows_the_measured_rates(tmp_path, monkeypatch):
         cached["rates"] = {"fp32": fp32, "bf16": bf16}
         cache.write_text(json.dumps(cached))
         assert engines.choose_scoring("auto", "cpu", threads=1)[0] == want
+
+
+def test_a_dense_blocks_estimate_of_the_next_filter_share_is_close():
+    """Before any block has its bf16 copy, the share the filter will pass is
+    estimated from the dense block's exact scores and the first block's norms;
+    it decides when filtering starts, so it must be near the share the filter
+    then passes (a pessimistic one kept 30 blocks of a real file dense)."""
+    rng = np.random.default_rng(9)
+    shared = unit(rng.standard_normal((1, 1024)))[0]
+    q, x = anisotropic(rng, 40, 1024, shared), anisotropic(rng, 12000, 1024, shared)
+    scorer, topk = Bf16Scorer(q), TopK(40, 100)
+    for start in range(0, 10000, 2000):  # dense blocks, no bf16 copy
+        block = scorer.prepare(x[start : start + 2000], None)
+        assert block.y_bf16 is None or start > 0
+        scorer._dense(block, np.arange(start, start + 2000), topk)
+    estimate = scorer.chooser.expected_density
+    filtering = Bf16Scorer(q, chooser=AlwaysFiltered())
+    filtering.prepare(x[:2000], None)
+    block = filtering.prepare(x[10000:], None)
+    rows, _ = filtering._candidates(filtering._gemm(block.y_bf16),
+                                    filtering._floor_bits(topk.thresholds.astype(np.float64), block))
+    actual = rows.size / (40 * 2000)
+    assert actual > 0 and 0.5 * actual <= estimate <= 2 * actual, (estimate, actual)
