@@ -3,13 +3,14 @@ pass) in one database shard; the expanded queries in a query-expansion round."""
 
 import logging
 
+from ilias_knn import features
 from ilias_knn.adapter import check_adapter_dim, load_adapter
 from ilias_knn.engines import choose_scoring, make_scorer, prepare_queries, resolve_device
 from ilias_knn.logs import run_logged
 from ilias_knn.partials import file_digest, input_records, save_partial
 from ilias_knn.queries import load_queries, read_model_queries
-from ilias_knn.shard_search import reads_ahead, search_shard
 from ilias_knn.selection import load_selected_ids
+from ilias_knn.shard_search import reads_ahead, search_shard
 
 
 def load_model_queries(inp, adapter):
@@ -32,11 +33,18 @@ def main(snakemake):
     queries = load_model_queries(inp, adapter)
     selected = load_selected_ids(inp.selected_ids) if inp.get("selected_ids") else None
     prepared = prepare_queries(queries.feats, None if queries.adapted else adapter)
-    scoring, why = choose_scoring(snakemake.config["scoring"], device, threads)
+    work = (prepared.shape[0], features.describe(inp.shard).rows, prepared.shape[1], params.k)
+    scoring, why = choose_scoring(snakemake.config["scoring"], device, threads, work)
     logging.getLogger("ilias_knn").info("scoring %s on %s (%s)", scoring, device, why)
     result = search_shard(
-        prepared, inp.shard, params.k, make_scorer(scoring, device, prepared, adapter, threads),
-        adapter=adapter, adapter_path=adapter_path, selected_ids=selected, decode_threads=threads,
+        prepared,
+        inp.shard,
+        params.k,
+        make_scorer(scoring, device, prepared, adapter, threads),
+        adapter=adapter,
+        adapter_path=adapter_path,
+        selected_ids=selected,
+        decode_threads=threads,
         read_ahead=reads_ahead(device, threads),
     )
     meta = {

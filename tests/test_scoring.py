@@ -122,7 +122,9 @@ def test_filter_keeps_every_entry_at_or_above_the_threshold(seed, paths):
     rng = np.random.default_rng(seed)
     shared = unit(rng.standard_normal((1, 128)))[0]
     q, db = anisotropic(rng, 50, 128, shared), anisotropic(rng, 2000, 128, shared)
-    scorer = Bf16Scorer(q, chooser=AlwaysFiltered()) if paths == "cpu" else bf16_device_paths(q, chooser=AlwaysFiltered())
+    scorer = (
+        Bf16Scorer(q, chooser=AlwaysFiltered()) if paths == "cpu" else bf16_device_paths(q, chooser=AlwaysFiltered())
+    )
     scorer.prepare(db[:500], None)
     block = scorer.prepare(db[500:], None)
     exact = q @ block.x.T
@@ -143,8 +145,12 @@ def test_filter_keeps_every_entry_at_or_above_the_threshold(seed, paths):
 
 def test_bf16_floor_is_the_largest_bf16_at_or_below():
     rng = np.random.default_rng(1)
-    values = np.concatenate([rng.standard_normal(2000) * 10.0 ** rng.integers(-8, 8, 2000),
-                             [0.0, -0.0, 1e-40, -1e-40, 1.0, -1.0, 0.5 + 2**-30]])
+    values = np.concatenate(
+        [
+            rng.standard_normal(2000) * 10.0 ** rng.integers(-8, 8, 2000),
+            [0.0, -0.0, 1e-40, -1e-40, 1.0, -1.0, 0.5 + 2**-30],
+        ]
+    )
     floors = torch.from_numpy(bf16_floor_bits(values).view(np.uint16).astype(np.int32) << 16).view(torch.float32)
     floors = floors.double().numpy()
     assert np.all(floors <= values)
@@ -264,8 +270,7 @@ def test_adversarial_near_ties_where_bf16_order_is_wrong(name):
     d = 256
     q = unit(rng.standard_normal((8, d)))
     base = unit(rng.standard_normal((1, d)))[0]
-    rows = [base + ((j * 7919) % 2000) * 1e-5 * q[0] + 1e-3 * rng.standard_normal(d) / np.sqrt(d)
-            for j in range(2000)]
+    rows = [base + ((j * 7919) % 2000) * 1e-5 * q[0] + 1e-3 * rng.standard_normal(d) / np.sqrt(d) for j in range(2000)]
     x = np.array(rows, dtype=np.float32)
     q = q.astype(np.float32)
     approx = (torch.from_numpy(q).bfloat16() @ torch.from_numpy(x).bfloat16().T).float()[0].numpy()
@@ -313,8 +318,9 @@ def test_auto_follows_the_measured_rates(tmp_path, monkeypatch):
     if expected:  # clearly one side of the margin: the measurement must agree
         assert scoring == expected, (why, rates)
     assert "cached in" in engines.choose_scoring("auto", "cpu", threads=1)[1]
+    assert cached["rates"]["torch_start_seconds"] >= 0
     for fp32, bf16, want in ((100.0, 160.0, "bf16"), (100.0, 140.0, "fp32")):
-        cached["rates"] = {"fp32": fp32, "bf16": bf16}
+        cached["rates"] = {"fp32": fp32, "bf16": bf16, "torch_start_seconds": 1.5}
         cache.write_text(json.dumps(cached))
         assert engines.choose_scoring("auto", "cpu", threads=1)[0] == want
 
@@ -336,7 +342,31 @@ def test_a_dense_blocks_estimate_of_the_next_filter_share_is_close():
     filtering = Bf16Scorer(q, chooser=AlwaysFiltered())
     filtering.prepare(x[:2000], None)
     block = filtering.prepare(x[10000:], None)
-    rows, _ = filtering._candidates(filtering._gemm(block.y_bf16),
-                                    filtering._floor_bits(topk.thresholds.astype(np.float64), block))
+    rows, _ = filtering._candidates(
+        filtering._gemm(block.y_bf16), filtering._floor_bits(topk.thresholds.astype(np.float64), block)
+    )
     actual = rows.size / (40 * 2000)
     assert actual > 0 and 0.5 * actual <= estimate <= 2 * actual, (estimate, actual)
+
+
+# measured rates of CPUs seen (bench/README.md, shared/notes/bf16-cpus.md)
+AVX2 = {"fp32": 95.0, "bf16": 10.0, "torch_start_seconds": 1.5}
+ZEN4 = {"fp32": 106.0, "bf16": 203.0, "torch_start_seconds": 1.8}
+AMX = {"fp32": 100.0, "bf16": 800.0, "torch_start_seconds": 1.5}
+
+
+@pytest.mark.parametrize(
+    "rates,rows,want",
+    [
+        (AVX2, 1_000_000, "fp32"),  # emulated bf16: never
+        (ZEN4, 1_000_000, "bf16"),  # a real file: 18 s saved
+        (ZEN4, 100_000, "fp32"),  # a small shard: torch's start costs more than the GEMM saves
+        (ZEN4, 20_000, "fp32"),  # fewer rows than are scored densely anyway
+        (AMX, 100_000, "bf16"),  # 4x faster bf16 repays its start on small shards too
+    ],
+)
+def test_auto_weighs_what_bf16_saves_on_the_shard_against_its_start(rates, rows, want):
+    scoring, why = engines.choose_cpu_scoring(rates, (2000, rows, 1024, 1000))
+    assert scoring == want, why
+    if rates is not AVX2:
+        assert "bf16 would save" in why
