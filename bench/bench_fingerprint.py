@@ -45,12 +45,16 @@ def main():
     path = files[0]
     fmt = lambda t: f"median {t[0] * 1e3:.2f} ms (min {t[1] * 1e3:.2f}, max {t[2] * 1e3:.2f})"
     print("computed, page cache:", fmt(seconds(lambda: compute_fingerprint(path), args.repeat)))
-    print("computed, from storage:", fmt(seconds(lambda: compute_fingerprint(path), args.repeat,
-                                                  lambda: evict_from_page_cache([path]))))
+    print(
+        "computed, from storage:",
+        fmt(seconds(lambda: compute_fingerprint(path), args.repeat, lambda: evict_from_page_cache([path]))),
+    )
     with tempfile.TemporaryDirectory() as folder:
         FingerprintCache(folder, writable=True).fingerprint(path)
-        print("from the cache (file unchanged):",
-              fmt(seconds(lambda: FingerprintCache(folder).fingerprint(path), args.repeat)))
+        print(
+            "from the cache (file unchanged):",
+            fmt(seconds(lambda: FingerprintCache(folder).fingerprint(path), args.repeat)),
+        )
     with tempfile.TemporaryDirectory() as folder:
         evict_from_page_cache(files)
         t0 = time.perf_counter()
@@ -62,8 +66,10 @@ def main():
         again = FingerprintCache(folder)
         for f in files:
             again.fingerprint(f)
-        print(f"{len(files)} files, first run (from storage) {first * 1e3:.1f} ms, next run (cached) "
-              f"{(time.perf_counter() - t0) * 1e3:.2f} ms")
+        print(
+            f"{len(files)} files, first run (from storage) {first * 1e3:.1f} ms, next run (cached) "
+            f"{(time.perf_counter() - t0) * 1e3:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def make_partials(work, args):
         id_rows = sorted_unique(rows)
         ids = fixed_width_ids(f"yfcc100m/{p:03d}", id_rows)
         path = work / f"partial_{p:05d}.npz"
-        save_partial(path, ShardResult(scores, rows, id_rows, ids, args.shard_rows, args.shard_rows),
-                     query_ids, {"k": args.k})
+        save_partial(
+            path, ShardResult(scores, rows, id_rows, ids, args.shard_rows, args.shard_rows), query_ids, {"k": args.k}
+        )
         paths.append(str(path))
     return paths
 
@@ -69,13 +70,36 @@ def planning(work, models, shards):
     data.mkdir(exist_ok=True)
     for name in ["q.hdf5", "p.hdf5"] + [f"d_{i:05d}.hdf5" for i in range(shards)]:
         (data / name).touch()
-    cfg = {"results_dir": "results", "device": "cpu", "models": {
-        f"model{m}": {"query_hdf5": str(data / "q.hdf5"), "positive_hdf5": str(data / "p.hdf5"),
-                      "distractor_hdf5": str(data / "d_{idx}.hdf5"), "total_distractors": shards}
-        for m in range(models)}}
+    cfg = {
+        "results_dir": "results",
+        "device": "cpu",
+        "models": {
+            f"model{m}": {
+                "query_hdf5": str(data / "q.hdf5"),
+                "positive_hdf5": str(data / "p.hdf5"),
+                "distractor_hdf5": str(data / "d_{idx}.hdf5"),
+                "total_distractors": shards,
+            }
+            for m in range(models)
+        },
+    }
     (work / "plan.yaml").write_text(json.dumps(cfg))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(work / "plan.yaml"), "-n", "--quiet", "rules", "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "plan.yaml"),
+        "-n",
+        "--quiet",
+        "rules",
+        "--cores",
+        "2",
+    ]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -97,16 +121,17 @@ def main():
     paths = timed(f"write {args.partials} synthetic partials", lambda: make_partials(work, args))
     subprocess.run(["sync"])
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    merged = timed(f"merge {args.partials} partials ({args.queries} x {args.k})",
-                   lambda: merge_partials(paths, args.k))
+    merged = timed(f"merge {args.partials} partials ({args.queries} x {args.k})", lambda: merge_partials(paths, args.k))
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  peak RSS before / after the merge: {rss0:.0f} / {rss1:.0f} MB")
     save_merged(work / "merged.npz", merged)
     merged = timed("load merged.npz", lambda: load_merged(work / "merged.npz"))
     timed("format JSON (orjson)", lambda: write_json(work / "similarities.json", merged))
     timed("format pickle", lambda: write_pickle(work / "similarities.pkl", merged))
-    print(f"  JSON {(work / 'similarities.json').stat().st_size / 2**20:.0f} MB, "
-          f"pickle {(work / 'similarities.pkl').stat().st_size / 2**20:.0f} MB")
+    print(
+        f"  JSON {(work / 'similarities.json').stat().st_size / 2**20:.0f} MB, "
+        f"pickle {(work / 'similarities.pkl').stat().st_size / 2**20:.0f} MB"
+    )
     planning(work, models=10, shards=100)
     shutil.rmtree(work, ignore_errors=True)
 

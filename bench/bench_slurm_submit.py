@@ -34,8 +34,20 @@ def queued():
 def submit(work, config, extra, expected, timeout):
     """Seconds until ``expected`` jobs are queued (or ``timeout`` passed), how
     many were queued, and in how many SLURM jobs (sbatch calls)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work),
-           "--configfile", str(config), "--profile", str(REPO / "profiles" / "slurm"), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(config),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        *extra,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     while queued() < expected and time.perf_counter() - t0 < timeout and proc.poll() is None:
@@ -70,21 +82,33 @@ def main():
     write_feature_file(data / "p.hdf5", x[4:10], [f"p/{i}" for i in range(6)])
     for i in range(args.files):
         write_feature_file(data / f"d_{i:05d}.hdf5", x[10:], [f"d{i}/{j}" for j in range(10)])
-    models = {f"model{m}": {"query_hdf5": str(data / "q.hdf5"), "positive_hdf5": str(data / "p.hdf5"),
-                            "distractor_hdf5": str(data / "d_{idx}.hdf5"), "total_distractors": args.files,
-                            "k": 5} for m in range(args.models)}
+    models = {
+        f"model{m}": {
+            "query_hdf5": str(data / "q.hdf5"),
+            "positive_hdf5": str(data / "p.hdf5"),
+            "distractor_hdf5": str(data / "d_{idx}.hdf5"),
+            "total_distractors": args.files,
+            "k": 5,
+        }
+        for m in range(args.models)
+    }
     config = work / "config.yaml"
     config.write_text(json.dumps({"device": "cpu", "models": models}))
     expected = args.models * (args.files + 1)
     subprocess.run([str(CLUSTER), "start"], check=True)
     try:
         subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
-        for label, extra in (("job arrays (profile default)", []),
-                             ("one sbatch per job (--slurm-array-jobs none)", ["--slurm-array-jobs", "none"])):
+        for label, extra in (
+            ("job arrays (profile default)", []),
+            ("one sbatch per job (--slurm-array-jobs none)", ["--slurm-array-jobs", "none"]),
+        ):
             subprocess.run(["rm", "-rf", str(work / ".snakemake"), str(work / "results")], check=True)
             wall, tasks, sbatch_jobs = submit(work, config, extra, expected, args.timeout)
-            print(f"{label:46s} {tasks} of {expected} shard searches queued in {wall:6.1f} s, "
-                  f"as {sbatch_jobs} SLURM job(s)", flush=True)
+            print(
+                f"{label:46s} {tasks} of {expected} shard searches queued in {wall:6.1f} s, "
+                f"as {sbatch_jobs} SLURM job(s)",
+                flush=True,
+            )
     finally:
         subprocess.run([str(CLUSTER), "stop"])
 

@@ -37,11 +37,15 @@ def generate(folder, params):
     near = lambda base, noise: unit(base + noise * rng.standard_normal(base.shape, dtype=np.float32) / np.sqrt(dim))
     inst_of = np.arange(params["image_queries"]) % instances
     p = paths(folder, params)
-    write_feature_file(p["queries"], near(centers[inst_of], 0.6), [f"inst{i:05d}/q{j}.jpg" for j, i in enumerate(inst_of)])
+    write_feature_file(
+        p["queries"], near(centers[inst_of], 0.6), [f"inst{i:05d}/q{j}.jpg" for j, i in enumerate(inst_of)]
+    )
     text_inst = np.arange(params["text_queries"]) % instances
     write_feature_file(p["text_queries"], near(centers[text_inst], 0.9), [f"inst{i:05d}" for i in text_inst])
     pos_inst = np.arange(params["positives"]) % instances
-    write_feature_file(p["positives"], near(centers[pos_inst], 0.6), [f"inst{i:05d}/p{j}.jpg" for j, i in enumerate(pos_inst)])
+    write_feature_file(
+        p["positives"], near(centers[pos_inst], 0.6), [f"inst{i:05d}/p{j}.jpg" for j, i in enumerate(pos_inst)]
+    )
     for shard, path in enumerate(p["distractors"]):
         write_distractors(path, shard, params, rng, embed, near, centers)
     stamp.write_text(json.dumps(params))

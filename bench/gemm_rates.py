@@ -24,8 +24,18 @@ def main():
     if args.processes == 1:
         print(json.dumps(measure_gemm_rates(1, shape, args.repeat)))
         return
-    cmd = [sys.executable, __file__, "--queries", str(args.queries), "--dim", str(args.dim),
-           "--rows", str(args.rows), "--repeat", str(args.repeat)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--queries",
+        str(args.queries),
+        "--dim",
+        str(args.dim),
+        "--rows",
+        str(args.rows),
+        "--repeat",
+        str(args.repeat),
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(args.processes)]
     rates = [json.loads(p.communicate()[0]) for p in procs]
     print(json.dumps({name: min(r[name] for r in rates) for name in rates[0]}))

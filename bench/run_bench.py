@@ -35,7 +35,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
 from data import generate
 
 from ilias_knn.block_reader import H5pyReader, block_reader
@@ -57,8 +56,9 @@ PEAK_WRAPPER = (
 def timed(cmd, env=None):
     """Wall seconds and peak RSS (MB) of the largest single process the command ran."""
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *map(str, cmd)], check=True,
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, *map(str, cmd)], check=True, capture_output=True, text=True, env=env
+    )
     return time.perf_counter() - t0, int(out.stdout.split()[-1]) / 1024
 
 
@@ -108,13 +108,17 @@ def read_only(path, repeat, cold=False):
                 if cold:
                     evict_from_page_cache([path])
                 rates[name].append(gb / read_seconds(reader, dataset))
-    print(f"\nread-only: {path.name}, {rows} x {dim} {dataset.dtype}, chunks {dataset.chunks}, "
-          f"{gb:.2f} GB {'from storage (evicted before each pass)' if cold else 'from the page cache'}, "
-          f"{repeat} rounds")
+    print(
+        f"\nread-only: {path.name}, {rows} x {dim} {dataset.dtype}, chunks {dataset.chunks}, "
+        f"{gb:.2f} GB {'from storage (evicted before each pass)' if cold else 'from the page cache'}, "
+        f"{repeat} rounds"
+    )
     base = np.median(rates["h5py read_direct (chunk-aligned blocks)"])
     for name, values in rates.items():
-        print(f"  {name:42s} {', '.join(f'{v:.2f}' for v in values)} GB/s  (median {np.median(values):.2f}, "
-              f"{np.median(values) / base:.2f}x h5py)")
+        print(
+            f"  {name:42s} {', '.join(f'{v:.2f}' for v in values)} GB/s  (median {np.median(values):.2f}, "
+            f"{np.median(values) / base:.2f}x h5py)"
+        )
 
 
 def read_seconds(reader, dataset):
@@ -153,21 +157,27 @@ def shard_on_device(data, device, threads, k, repeat):
             with threadpool_limits(limits=threads, user_api="blas"):
                 scorer = make_scorer(scoring, device, queries, None, threads)
                 t0 = time.perf_counter()
-                result = search_shard(queries, path, k, scorer, decode_threads=threads,
-                                      read_ahead=reads_ahead(device, threads))
+                result = search_shard(
+                    queries, path, k, scorer, decode_threads=threads, read_ahead=reads_ahead(device, threads)
+                )
                 seconds = time.perf_counter() - t0
             runs.append((f"round {rep + 1}: {scoring} on {device}", result))
             phases = ", ".join(f"{name} {value:.2f}" for name, value in result.stats["phases"].items())
-            print(f"  round {rep + 1}: {scoring} on {device}: {seconds:.2f} s = {seconds / read:.2f}x the read "
-                  f"({result.stats['engine']}; seconds per phase: {phases})", flush=True)
+            print(
+                f"  round {rep + 1}: {scoring} on {device}: {seconds:.2f} s = {seconds / read:.2f}x the read "
+                f"({result.stats['engine']}; seconds per phase: {phases})",
+                flush=True,
+            )
     reference = ("round 1's fp32", runs[0][1])
     if device != "cpu":
         with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
             reference = ("fp32 on the CPU", search_shard(queries, path, k, make_scorer("fp32", "cpu", queries)))
     for name, result in runs:
         differing, diff = shard_topk_difference(result, reference[1])
-        print(f"  {name} against {reference[0]}: {differing} of {result.rows.size} top-k rows "
-              f"differ (near-ties at the k-th place), max score difference {diff:.2e}")
+        print(
+            f"  {name} against {reference[0]}: {differing} of {result.rows.size} top-k rows "
+            f"differ (near-ties at the k-th place), max score difference {diff:.2e}"
+        )
 
 
 def shard_topk_difference(result, reference):
@@ -178,19 +188,34 @@ def shard_topk_difference(result, reference):
 
 def gemm_rates(num_queries, dim, block_rows, processes):
     """This machine's GEMM rates at a shard job's shape, ``processes`` one-thread processes side by side."""
-    out = subprocess.run([sys.executable, REPO / "bench" / "gemm_rates.py", "--queries", str(num_queries),
-                          "--dim", str(dim), "--rows", str(block_rows), "--processes", str(processes)],
-                         check=True, capture_output=True, text=True, env=one_thread_env()).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            REPO / "bench" / "gemm_rates.py",
+            "--queries",
+            str(num_queries),
+            "--dim",
+            str(dim),
+            "--rows",
+            str(block_rows),
+            "--processes",
+            str(processes),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=one_thread_env(),
+    ).stdout
     return json.loads(out)
 
 
 def scoring_probe(threads=1):
     """What scoring: auto takes on this machine, measuring its GEMM rates now
     unless they are cached (as a shard job does on a new kind of machine)."""
-    code = ("from ilias_knn.engines import choose_scoring; "
-            f"print(' '.join(choose_scoring('auto', 'cpu', {threads})))")
-    return subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                          env=one_thread_env()).stdout.strip()
+    code = f"from ilias_knn.engines import choose_scoring; print(' '.join(choose_scoring('auto', 'cpu', {threads})))"
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=one_thread_env()
+    ).stdout.strip()
 
 
 def one_thread_env():
@@ -226,15 +251,21 @@ def profile(data, scoring, blocks, k):
                 before = dict(scorer.times.seconds)
                 t0 = time.perf_counter()
                 scorer.score(prepared, positions, topk)
-                per_block.append((time.perf_counter() - t0,
-                                  {n: scorer.times.seconds[n] - before.get(n, 0.0) for n in scorer.times.seconds}))
+                per_block.append(
+                    (
+                        time.perf_counter() - t0,
+                        {n: scorer.times.seconds[n] - before.get(n, 0.0) for n in scorer.times.seconds},
+                    )
+                )
                 if i + 1 == blocks:
                     break
             wall = time.perf_counter() - t_start
-    print(f"\nprofile: {scorer.describe()}, {queries.shape[0]} queries, {len(per_block)} blocks of {block_rows} "
-          f"rows of {path.name}, {wall:.1f} s")
+    print(
+        f"\nprofile: {scorer.describe()}, {queries.shape[0]} queries, {len(per_block)} blocks of {block_rows} "
+        f"rows of {path.name}, {wall:.1f} s"
+    )
     print("  per phase (s): " + scorer.times.summary())
-    late = per_block[len(per_block) // 2:]  # steady state: the second half
+    late = per_block[len(per_block) // 2 :]  # steady state: the second half
     n = len(late)
     per_phase = {}  # ms per block; reading-thread phases are those done while the late blocks were scored
     for _, phases in late:
@@ -247,20 +278,28 @@ def profile(data, scoring, blocks, k):
     # for bf16 its copy, which is also shown alone as "bf16 copy")
     scoring_side = total - gemm
     reading_side = per_phase.get("prepare", 0.0)
-    print(f"  steady state (last {n} blocks), ms per block: " + ", ".join(
-        f"{name} {value:.1f}" for name, value in sorted(per_phase.items())))
-    print(f"  scoring thread {total:.1f} ms per block: GEMM {gemm:.1f}, outside it {scoring_side:.1f}; "
-          f"reading thread, besides reading: prepare {reading_side:.1f}")
+    print(
+        f"  steady state (last {n} blocks), ms per block: "
+        + ", ".join(f"{name} {value:.1f}" for name, value in sorted(per_phase.items()))
+    )
+    print(
+        f"  scoring thread {total:.1f} ms per block: GEMM {gemm:.1f}, outside it {scoring_side:.1f}; "
+        f"reading thread, besides reading: prepare {reading_side:.1f}"
+    )
     outside = scoring_side + reading_side
-    print(f"  outside the GEMM in all: {outside:.1f} ms per block = {outside / (outside + gemm) * 100:.1f} % "
-          f"of this engine's CPU time per block here")
+    print(
+        f"  outside the GEMM in all: {outside:.1f} ms per block = {outside / (outside + gemm) * 100:.1f} % "
+        f"of this engine's CPU time per block here"
+    )
     if scoring == "bf16":
         flops = 2.0 * queries.shape[0] * block_rows * queries.shape[1]
         for rate in (208.0, 400.0):
             gemm_ms = flops / rate / 1e6
-            print(f"  at a bf16 GEMM of {rate:.0f} GFLOP/s per core ({gemm_ms:.0f} ms per block) the same work "
-                  f"outside it would be {outside / (outside + gemm_ms) * 100:.1f} % of a block's CPU time "
-                  f"({scoring_side / (scoring_side + gemm_ms) * 100:.1f} % counting the scoring thread only)")
+            print(
+                f"  at a bf16 GEMM of {rate:.0f} GFLOP/s per core ({gemm_ms:.0f} ms per block) the same work "
+                f"outside it would be {outside / (outside + gemm_ms) * 100:.1f} % of a block's CPU time "
+                f"({scoring_side / (scoring_side + gemm_ms) * 100:.1f} % counting the scoring thread only)"
+            )
 
 
 def job_report(results, num_queries, dim, gemm, side):
@@ -274,13 +313,23 @@ def job_report(results, num_queries, dim, gemm, side):
         flops = 2.0 * num_queries * meta["rows_kept"] * dim
         phases = stats.get("phases", {})
         scoring = sum(v for k, v in phases.items() if k not in ("read", "prepare", "selection", "open", "ids"))
-        rows.append((partial.stem, meta["rows_kept"], stats["seconds"], flops / max(scoring, 1e-9) / 1e9, phases,
-                     stats["engine"]))
+        rows.append(
+            (
+                partial.stem,
+                meta["rows_kept"],
+                stats["seconds"],
+                flops / max(scoring, 1e-9) / 1e9,
+                phases,
+                stats["engine"],
+            )
+        )
     print("\nshard jobs (two side by side on --cores 2): seconds in the search, GFLOP/s of its scoring thread")
     for name, kept, seconds, rate, phases, engine in rows:
         split = ", ".join(f"{k} {v:.1f}" for k, v in sorted(phases.items()))
-        print(f"  {name:18s} {kept:9d} rows {seconds:7.1f} s  {rate:6.1f} GFLOP/s = {rate / gemm['fp32']:.2f} of the "
-              f"fp32 GEMM alone, {rate / side['fp32']:.2f} side by side  [{split}]  {engine}")
+        print(
+            f"  {name:18s} {kept:9d} rows {seconds:7.1f} s  {rate:6.1f} GFLOP/s = {rate / gemm['fp32']:.2f} of the "
+            f"fp32 GEMM alone, {rate / side['fp32']:.2f} side by side  [{split}]  {engine}"
+        )
 
 
 def arithmetic_floor(num_queries, rows, dim, side, cores):
@@ -332,24 +381,42 @@ def main():
     parser.add_argument("--read-only", action="store_true", help="only decode one distractor file")
     parser.add_argument("--profile", choices=["fp32", "bf16"], help="only profile one scorer in process")
     parser.add_argument("--blocks", type=int, default=40, help="blocks to profile")
-    parser.add_argument("--shard-on", metavar="DEVICE", choices=["cpu", "cuda"],
-                        help="only search one distractor file in process, as a shard job on DEVICE does, "
-                             "against reading it")
-    parser.add_argument("--threads", type=int, default=8,
-                        help="with --shard-on: the job's threads (gpu_threads, or search_threads on the CPU)")
+    parser.add_argument(
+        "--shard-on",
+        metavar="DEVICE",
+        choices=["cpu", "cuda"],
+        help="only search one distractor file in process, as a shard job on DEVICE does, against reading it",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="with --shard-on: the job's threads (gpu_threads, or search_threads on the CPU)",
+    )
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--cold", action="store_true",
-                        help="drop the data files from the page cache before every timed run")
-    parser.add_argument("--compare", metavar="CHECKOUT",
-                        help="also time the workflow of another checkout (e.g. a git worktree of an older "
-                             "commit), in the same run, with its own library")
+    parser.add_argument(
+        "--cold", action="store_true", help="drop the data files from the page cache before every timed run"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="CHECKOUT",
+        help="also time the workflow of another checkout (e.g. a git worktree of an older "
+        "commit), in the same run, with its own library",
+    )
     args = parser.parse_args()
     if args.ilias_queries:
         args.image_queries, args.text_queries = 1232, 1000
     small = args.layout == "small"
-    params = {"layout": args.layout, "image_queries": args.image_queries, "text_queries": args.text_queries,
-              "positives": args.positives, "shards": args.shards or (8 if small else 4),
-              "rows": args.rows or (100_000 if small else 1_000_000), "dim": args.dim, "seed": args.seed}
+    params = {
+        "layout": args.layout,
+        "image_queries": args.image_queries,
+        "text_queries": args.text_queries,
+        "positives": args.positives,
+        "shards": args.shards or (8 if small else 4),
+        "rows": args.rows or (100_000 if small else 1_000_000),
+        "dim": args.dim,
+        "seed": args.seed,
+    }
     work = Path(args.work)
     print(f"machine: {cpu_kind()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores")
     t0 = time.perf_counter()
@@ -368,18 +435,32 @@ def main():
     block_rows = 7813 if not small else 4096
     gemm = gemm_rates(num_queries, args.dim, block_rows, 1)
     side = gemm_rates(num_queries, args.dim, block_rows, args.cores)
-    print(f"GEMM rates of a {num_queries} x {args.dim} x {block_rows} block, same run: one thread alone: numpy fp32 "
-          f"{gemm['fp32']:.1f} GFLOP/s, torch bf16 {gemm['bf16']:.1f}; {args.cores} one-thread processes side by "
-          f"side: fp32 {side['fp32']:.1f}, bf16 {side['bf16']:.1f} per process")
+    print(
+        f"GEMM rates of a {num_queries} x {args.dim} x {block_rows} block, same run: one thread alone: numpy fp32 "
+        f"{gemm['fp32']:.1f} GFLOP/s, torch bf16 {gemm['bf16']:.1f}; {args.cores} one-thread processes side by "
+        f"side: fp32 {side['fp32']:.1f}, bf16 {side['bf16']:.1f} per process"
+    )
     if args.scoring == "auto":
-        print(f"scoring auto: {scoring_probe()} (the probe runs once per kind of machine; "
-              "it is not part of the timed runs)")
+        print(
+            f"scoring auto: {scoring_probe()} (the probe runs once per kind of machine; "
+            "it is not part of the timed runs)"
+        )
 
-    model = {"query_hdf5": str(data["queries"]), "text_query_hdf5": str(data["text_queries"]),
-             "positive_hdf5": str(data["positives"]), "distractor_hdf5": str(data["distractor_template"]),
-             "total_distractors": params["shards"], "k": args.k, "save_as": "pickle"}
-    config = {"results_dir": str(work / "results"), "device": "cpu", "scoring": args.scoring,
-              "models": {"bench": model}}
+    model = {
+        "query_hdf5": str(data["queries"]),
+        "text_query_hdf5": str(data["text_queries"]),
+        "positive_hdf5": str(data["positives"]),
+        "distractor_hdf5": str(data["distractor_template"]),
+        "total_distractors": params["shards"],
+        "k": args.k,
+        "save_as": "pickle",
+    }
+    config = {
+        "results_dir": str(work / "results"),
+        "device": "cpu",
+        "scoring": args.scoring,
+        "models": {"bench": model},
+    }
     (work / "config.yaml").write_text(json.dumps(config))
     db = [data["positives"], *data["distractors"]]
     data_files = [data["queries"], data["text_queries"], *db]
@@ -389,8 +470,20 @@ def main():
         walls, peaks = [], []
         for name, queries in (("image", data["queries"]), ("text", data["text_queries"])):
             before_each_run()
-            wall, peak = timed([sys.executable, REPO / "bench" / "baseline_ilias.py", "--query_hdf5", queries,
-                                "--db_hdf5", *db, "--k", args.k, "--out", work / f"baseline_{name}.npz"])
+            wall, peak = timed(
+                [
+                    sys.executable,
+                    REPO / "bench" / "baseline_ilias.py",
+                    "--query_hdf5",
+                    queries,
+                    "--db_hdf5",
+                    *db,
+                    "--k",
+                    args.k,
+                    "--out",
+                    work / f"baseline_{name}.npz",
+                ]
+            )
             walls.append(wall)
             peaks.append(peak)
         return sum(walls), max(peaks), walls
@@ -406,9 +499,25 @@ def main():
             shutil.rmtree(work / results_dir, ignore_errors=True)
             shutil.rmtree(work / ".snakemake", ignore_errors=True)
             before_each_run()
-            wall, peak = timed([sys.executable, "-m", "snakemake", "-s", checkout / "Snakefile", "--directory",
-                                work, "--configfile", run_config, "--cores", args.cores, "--quiet"], env=env)
+            wall, peak = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "snakemake",
+                    "-s",
+                    checkout / "Snakefile",
+                    "--directory",
+                    work,
+                    "--configfile",
+                    run_config,
+                    "--cores",
+                    args.cores,
+                    "--quiet",
+                ],
+                env=env,
+            )
             return wall, peak, [wall]
+
         return run_workflow
 
     runners = {} if args.skip_baseline else {"baseline": run_baseline}
@@ -417,7 +526,7 @@ def main():
         runners["compared"] = workflow_runner(Path(args.compare).resolve(), "results_compared")
     results = {name: [] for name in runners}
     for rep in range(args.repeat):
-        for name in (list(runners) if rep % 2 == 0 else list(runners)[::-1]):
+        for name in list(runners) if rep % 2 == 0 else list(runners)[::-1]:
             results[name].append(runners[name]())
             print(f"  {name}: {results[name][-1][0]:.1f} s", flush=True)
     job_peaks = []
@@ -425,43 +534,65 @@ def main():
         with open(tsv) as fh:
             job_peaks.append(float(next(csv.DictReader(fh, delimiter="\t"))["max_rss"]))
 
-    print(f"\nscale: {args.image_queries} image + {args.text_queries} text queries, {args.positives} positives "
-          f"+ {params['shards']} x {params['rows']} rows ({args.layout}), d={args.dim}, k={args.k}, "
-          f"--cores {args.cores}, scoring {args.scoring}, "
-          f"{'files read from storage (evicted before each run)' if args.cold else 'files in the page cache'}")
+    print(
+        f"\nscale: {args.image_queries} image + {args.text_queries} text queries, {args.positives} positives "
+        f"+ {params['shards']} x {params['rows']} rows ({args.layout}), d={args.dim}, k={args.k}, "
+        f"--cores {args.cores}, scoring {args.scoring}, "
+        f"{'files read from storage (evicted before each run)' if args.cold else 'files in the page cache'}"
+    )
     for name, runs in results.items():
-        walls = ", ".join(f"{wall:.1f}" + (f" ({' + '.join(f'{w:.1f}' for w in parts)})" if len(parts) > 1 else "")
-                          for wall, _, parts in runs)
+        walls = ", ".join(
+            f"{wall:.1f}" + (f" ({' + '.join(f'{w:.1f}' for w in parts)})" if len(parts) > 1 else "")
+            for wall, _, parts in runs
+        )
         print(f"{name:9s} wall {walls} s   peak RSS {max(peak for _, peak, _ in runs):7.0f} MB")
     print(f"one shard-search job: peak RSS {max(job_peaks):.0f} MB (max over {len(job_peaks)} jobs)")
     job_report(work / "results", num_queries, args.dim, gemm, side)
     if "compared" in results:
         ratios = [c[0] / w[0] for c, w in zip(results["compared"], results["workflow"])]
-        print(f"\n{args.compare} / this checkout, wall time: {np.median(ratios):.3f} "
-              f"(median of {len(ratios)}: {', '.join(f'{r:.3f}' for r in ratios)})")
+        print(
+            f"\n{args.compare} / this checkout, wall time: {np.median(ratios):.3f} "
+            f"(median of {len(ratios)}: {', '.join(f'{r:.3f}' for r in ratios)})"
+        )
     if "baseline" in results:
         ratios = [b[0] / w[0] for b, w in zip(results["baseline"], results["workflow"])]
         base_peak = max(peak for _, peak, _ in results["baseline"])
         each = ", ".join(f"{r:.2f}x" for r in ratios)
-        print(f"\nspeed-up {np.median(ratios):.2f}x (median of {len(ratios)}: {each}); shard-job peak / baseline "
-              f"peak {max(job_peaks) / base_peak:.3f}")
+        print(
+            f"\nspeed-up {np.median(ratios):.2f}x (median of {len(ratios)}: {each}); shard-job peak / baseline "
+            f"peak {max(job_peaks) / base_peak:.3f}"
+        )
         baseline_wall = float(np.median([b[0] for b in results["baseline"]]))
         workflow_wall = float(np.median([w[0] for w in results["workflow"]]))
-        floor = arithmetic_floor(num_queries, params["positives"] + params["shards"] * params["rows"], args.dim,
-                                 side, args.cores)
-        print("GEMM floor (the scores alone, at this run's side-by-side rate): " + "; ".join(
-            f"{name} {seconds:.1f} s: the workflow takes {workflow_wall / seconds:.2f}x it, a method at this "
-            f"floor would be {baseline_wall / seconds:.2f}x the baseline" for name, seconds in floor.items()))
+        floor = arithmetic_floor(
+            num_queries, params["positives"] + params["shards"] * params["rows"], args.dim, side, args.cores
+        )
+        print(
+            "GEMM floor (the scores alone, at this run's side-by-side rate): "
+            + "; ".join(
+                f"{name} {seconds:.1f} s: the workflow takes {workflow_wall / seconds:.2f}x it, a method at this "
+                f"floor would be {baseline_wall / seconds:.2f}x the baseline"
+                for name, seconds in floor.items()
+            )
+        )
         for name, suffix in (("image", ""), ("text", "_text")):
-            same, differing, diff = agreement(work / "results" / "bench" / f"similarities{suffix}.pkl",
-                                              work / f"baseline_{name}.npz", params)
-            print(f"top-k agreement, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
-                  f"max score difference {diff:.2e}")
+            same, differing, diff = agreement(
+                work / "results" / "bench" / f"similarities{suffix}.pkl", work / f"baseline_{name}.npz", params
+            )
+            print(
+                f"top-k agreement, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
+                f"max score difference {diff:.2e}"
+            )
             if "compared" in results:
-                same, differing, diff = agreement(work / "results_compared" / "bench" / f"similarities{suffix}.pkl",
-                                                  work / f"baseline_{name}.npz", params)
-                print(f"  compared checkout, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
-                      f"max score difference {diff:.2e}")
+                same, differing, diff = agreement(
+                    work / "results_compared" / "bench" / f"similarities{suffix}.pkl",
+                    work / f"baseline_{name}.npz",
+                    params,
+                )
+                print(
+                    f"  compared checkout, {name} queries: {same * 100:.4f}% of ids ({differing} differ), "
+                    f"max score difference {diff:.2e}"
+                )
 
 
 if __name__ == "__main__":

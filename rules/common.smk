@@ -13,7 +13,8 @@ from ilias_knn.resources import attempt_factor, grown_with_attempt
 from ilias_knn.merged_result import FORMAT_VERSION as MERGED_FORMAT_VERSION
 from ilias_knn.partials import FORMAT_VERSION as PARTIAL_FORMAT_VERSION
 
-SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+# from this file's own folder: in a module, workflow.basedir is the user's
+SCHEMA = Path(workflow.source_path("../config/schemas/config.schema.yaml"))
 
 # one pass: every problem listed, and the schema's defaults filled in
 _schema_problems = check_config(config, load_schema(SCHEMA))

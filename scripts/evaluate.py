@@ -16,13 +16,16 @@ def main(snakemake):
     log = logging.getLogger("ilias_knn")
     merged = load_merged(snakemake.input.merged).query_set(params.query_set)
     if snakemake.config["eval_k"] > params.eval_k:
-        log.warning("eval_k is %d but this model was searched with k = %d: evaluating mAP@%d "
-                    "(raise the model's k to evaluate at eval_k).", snakemake.config["eval_k"],
-                    params.eval_k, params.eval_k)
+        log.warning(
+            "eval_k is %d but this model was searched with k = %d: evaluating mAP@%d "
+            "(raise the model's k to evaluate at eval_k).",
+            snakemake.config["eval_k"],
+            params.eval_k,
+            params.eval_k,
+        )
     report = evaluate_merged(merged, gt, params.eval_k)
     if report["k"] < params.eval_k:
-        log.warning("only %d results per query (the whole database): evaluating mAP@%d.",
-                    report["k"], report["k"])
+        log.warning("only %d results per query (the whole database): evaluating mAP@%d.", report["k"], report["k"])
     with atomic_output(snakemake.output.report) as tmp:
         tmp.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     log.info("%s queries: mAP@%d %.2f, oracle %.2f", params.query_set, report["k"], report["map"], report["oracle"])

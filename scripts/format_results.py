@@ -12,8 +12,11 @@ def main(snakemake):
     merged = load_merged(snakemake.input.merged).query_set(snakemake.params.query_set)
     write_results(snakemake.output.results, merged, snakemake.params.save_as)
     logging.getLogger("ilias_knn").info(
-        "%d %s queries x top-%d written to %s", merged.sims.shape[0], snakemake.params.query_set,
-        merged.sims.shape[1], snakemake.output.results,
+        "%d %s queries x top-%d written to %s",
+        merged.sims.shape[0],
+        snakemake.params.query_set,
+        merged.sims.shape[1],
+        snakemake.output.results,
     )
 
 

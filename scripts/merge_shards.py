@@ -47,9 +47,13 @@ def report_selection(partials, distractor_shards, selected_ids, log):
 def report_zero_norm_rows(shards, log):
     for shard in shards:
         if shard["zero_norm_rows"]:
-            log.warning("%s: %d database row(s) of zero norm (first at rows %s), failed extractions: "
-                        "they score 0 against every query", shard["shard"], shard["zero_norm_rows"],
-                        shard["first_zero_norm_rows"])
+            log.warning(
+                "%s: %d database row(s) of zero norm (first at rows %s), failed extractions: "
+                "they score 0 against every query",
+                shard["shard"],
+                shard["zero_norm_rows"],
+                shard["first_zero_norm_rows"],
+            )
 
 
 run_logged(main, snakemake)  # noqa: F821

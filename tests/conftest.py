@@ -53,7 +53,7 @@ def reference_database(model_cfg):
     parts, id_parts = [db], [ids]
     selected = None
     if model_cfg.get("selected_ids"):
-        selected = {l.strip() for l in open(model_cfg["selected_ids"]) if l.strip()}
+        selected = {line.strip() for line in open(model_cfg["selected_ids"]) if line.strip()}
     template = model_cfg.get("distractor_hdf5")
     for i in range(model_cfg.get("total_distractors", 1) if template else 0):
         feats, dids = read_h5(template.replace("{idx}", f"{i:05d}"))
@@ -89,9 +89,17 @@ def run_library(cfg, tmp_path, make=None, block_rows=64, read_ahead=True, decode
     ]
     paths = []
     for n, (shard, sel) in enumerate(shards):
-        result = search_shard(queries, shard, cfg["k"], make and make(queries, adapter), adapter=adapter,
-                              selected_ids=sel, block_rows=block_rows, decode_threads=decode_threads,
-                              read_ahead=read_ahead)
+        result = search_shard(
+            queries,
+            shard,
+            cfg["k"],
+            make and make(queries, adapter),
+            adapter=adapter,
+            selected_ids=sel,
+            block_rows=block_rows,
+            decode_threads=decode_threads,
+            read_ahead=read_ahead,
+        )
         out = tmp_path / f"part{n}.npz"
         save_partial(out, result, qids, {"k": cfg["k"], "shard": shard})
         paths.append(str(out))
@@ -167,9 +175,18 @@ def run_snakemake(workdir, *args, config=None, check=True, timeout=600, env=None
     if config is not None:
         (Path(workdir) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(Path(workdir) / "config.yaml"),
-        "--cores", "2", *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(Path(workdir) / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -190,10 +207,25 @@ class PausedShardJob:
         self.fifo = workdir / "pause.fifo"
         os.mkfifo(self.fifo)
         pythonpath = [str(REPO / "tests" / "pause_hook"), *filter(None, [os.environ.get("PYTHONPATH")])]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath),
-                   ILIAS_TEST_PAUSE_FIFO=str(self.fifo), ILIAS_TEST_PAUSE_JOB=str(job))
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", "1"]
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(pythonpath),
+            ILIAS_TEST_PAUSE_FIFO=str(self.fifo),
+            ILIAS_TEST_PAUSE_JOB=str(job),
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "--cores",
+            "1",
+        ]
         self.output = workdir / "paused_run.log"  # a file: an unread pipe could fill up and stall the run
         with open(self.output, "w") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -232,8 +264,10 @@ def planned_job_list(workdir, *args, config=None, env=None):
         if line.startswith("rule ") or line.startswith("localrule "):
             rule = line.split()[1].rstrip(":")
         elif line.startswith("output:") and rule:
-            for path in line[len("output:"):].split(","):
-                out.append((rule, os.path.relpath(path.strip(), workdir) if os.path.isabs(path.strip()) else path.strip()))
+            for path in line[len("output:") :].split(","):
+                out.append(
+                    (rule, os.path.relpath(path.strip(), workdir) if os.path.isabs(path.strip()) else path.strip())
+                )
     return sorted(out)
 
 
@@ -253,8 +287,14 @@ def small_dataset(directory, seed=3):
     """A small ILIAS-shaped dataset: float16, gzip, shards of unequal sizes (700,
     300, 500 rows), an adapter with in != out, selected ids."""
     return make_dataset(
-        directory, num_instances=8, queries_per_instance=2, positives_per_instance=4,
-        distractor_rows=(700, 300, 500), dim=32, adapter_out_dim=24, seed=seed,
+        directory,
+        num_instances=8,
+        queries_per_instance=2,
+        positives_per_instance=4,
+        distractor_rows=(700, 300, 500),
+        dim=32,
+        adapter_out_dim=24,
+        seed=seed,
     )
 
 

@@ -74,11 +74,14 @@ def test_real_format_file_decodes_in_parallel(tmp_path):
         reader.close()
 
 
-@pytest.mark.parametrize("options,why", [
-    (dict(), "not a 2-D chunked dataset"),  # contiguous
-    (dict(compression="lzf", chunks=(64, 8)), "HDF5 filters"),
-    (dict(compression="gzip", fletcher32=True, chunks=(64, 8)), "HDF5 filters"),
-])
+@pytest.mark.parametrize(
+    "options,why",
+    [
+        (dict(), "not a 2-D chunked dataset"),  # contiguous
+        (dict(compression="lzf", chunks=(64, 8)), "HDF5 filters"),
+        (dict(compression="gzip", fletcher32=True, chunks=(64, 8)), "HDF5 filters"),
+    ],
+)
 def test_other_layouts_and_filters_are_read_by_h5py(tmp_path, options, why):
     feats = np.random.default_rng(2).standard_normal((500, 24)).astype(np.float32)
     path = write(tmp_path / "f.h5", feats, **options)
@@ -93,8 +96,9 @@ def test_other_layouts_and_filters_are_read_by_h5py(tmp_path, options, why):
 def test_unwritten_chunks_are_read_by_h5py(tmp_path):
     path = tmp_path / "sparse.h5"
     with h5py.File(path, "w") as fh:
-        dataset = fh.create_dataset("features", shape=(300, 16), dtype=np.float32, chunks=(100, 16),
-                                    compression="gzip", fillvalue=0.5)
+        dataset = fh.create_dataset(
+            "features", shape=(300, 16), dtype=np.float32, chunks=(100, 16), compression="gzip", fillvalue=0.5
+        )
         dataset[:100] = 1.0  # the other chunks are never written
     with h5py.File(path, "r") as fh:
         assert "never written" in ChunkLayout.of(fh["features"])[1]
@@ -108,8 +112,7 @@ def test_file_with_a_userblock_reads_the_same(tmp_path):
     """Chunk offsets from HDF5 with a user block before the data: the decoder
     either reads them right or its first-block check hands the file to h5py."""
     feats = np.random.default_rng(3).standard_normal((800, 32)).astype(np.float16)
-    path = write(tmp_path / "u.h5", feats, compression="gzip", chunks=(100, 8),
-                 file_options={"userblock_size": 1024})
+    path = write(tmp_path / "u.h5", feats, compression="gzip", chunks=(100, 8), file_options={"userblock_size": 1024})
     with h5py.File(path, "r") as fh:
         reader = block_reader(path, fh["features"], threads=2)
         assert same_bits(read_all(reader, 800, 32, np.float16, 200), feats)

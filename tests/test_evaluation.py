@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 
 from conftest import brute_force, model_config, planned_job_list, run_snakemake
-from ilias_knn.evaluation import (
-    CLUTTER_EDGES, SCALE_EDGES, average_precision, read_ground_truth,
-)
 from ilias_knn.demo import make_dataset
+from ilias_knn.evaluation import (
+    CLUTTER_EDGES,
+    SCALE_EDGES,
+    average_precision,
+    read_ground_truth,
+)
 
 
 def ap_of(hits, k, num_positives, scores=None):
@@ -92,7 +95,9 @@ def reference_report(qids, ranked, scores, gt_lines, taxonomy, k):
                         cats[c].append(np.mean(per_inst[inst]))
                         subs[f"{c}-{sc_name}"].append(np.mean(per_inst[inst]))
     return {
-        "map": np.mean(list(aps.values())), "oracle": np.mean(oracles), "queries": aps,
+        "map": np.mean(list(aps.values())),
+        "oracle": np.mean(oracles),
+        "queries": aps,
         "scale": {g: np.mean(v) for g, v in groups["scale"].items()},
         "clutter": {g: np.mean(v) for g, v in groups["clutter"].items()},
         "categories": {c: np.mean(v) for c, v in cats.items()},
@@ -113,8 +118,16 @@ def assert_reports_equal(got, want):
 @pytest.fixture(scope="module")
 def eval_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("eval")
-    data = make_dataset(work / "data", num_instances=10, queries_per_instance=3, positives_per_instance=6,
-                        distractor_rows=(400, 250, 300), dim=24, noise=0.4, seed=8)
+    data = make_dataset(
+        work / "data",
+        num_instances=10,
+        queries_per_instance=3,
+        positives_per_instance=6,
+        distractor_rows=(400, 250, 300),
+        dim=24,
+        noise=0.4,
+        seed=8,
+    )
     config = {
         "device": "cpu",
         "dataset_dir": data["dataset_dir"],
@@ -168,14 +181,20 @@ def test_summary_has_a_row_per_model_and_query_set(eval_run):
     work, _, _ = eval_run
     table = pd.read_csv(work / "results/summary.tsv", sep="\t")
     assert list(zip(table["model"], table["query_set"])) == [
-        ("m", "image"), ("m", "text"), ("mini", "image"), ("short", "image"), ("qe", "image")]
+        ("m", "image"),
+        ("m", "text"),
+        ("mini", "image"),
+        ("short", "image"),
+        ("qe", "image"),
+    ]
     assert table["k"].tolist() == [30, 30, 30, 20, 30]
     for (model, query_set), value in zip(zip(table["model"], table["query_set"]), table["map"]):
         suffix = "_text" if query_set == "text" else ""
         report = json.loads((work / f"results/{model}/evaluation{suffix}.json").read_text())
         assert value == pytest.approx(report["map"])
-        assert table.loc[(table["model"] == model) & (table["query_set"] == query_set), "category0"].item() \
-            == pytest.approx(report["categories"]["category0"])
+        assert table.loc[
+            (table["model"] == model) & (table["query_set"] == query_set), "category0"
+        ].item() == pytest.approx(report["categories"]["category0"])
     assert (work / "results/scale_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -198,16 +217,33 @@ def test_evaluation_at_more_than_the_database_caps_k_at_the_list():
     from ilias_knn.evaluation import GroundTruth, evaluate_merged
     from ilias_knn.merged_result import MergedResult
 
-    gt = GroundTruth(np.array(["a/1", "a/2", "b/1"]), np.array(["a", "a", "b"]), np.full(3, 0.1),
-                     np.full(3, 10.0), {"a": 2, "b": 1}, {})
+    gt = GroundTruth(
+        np.array(["a/1", "a/2", "b/1"]),
+        np.array(["a", "a", "b"]),
+        np.full(3, 0.1),
+        np.full(3, 10.0),
+        {"a": 2, "b": 1},
+        {},
+    )
     # a database of 4 rows searched with k = 1000: 4 results per query
-    merged = MergedResult(np.array(["a/q", "b/q"]), np.array([b"a/1", b"x/1", b"b/1", b"a/2"]),
-                          np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.5, 0.4, 0.3]], np.float32),
-                          np.array([[0, 1, 3, 2], [2, 0, 1, 3]]), {}, np.arange(4))
+    merged = MergedResult(
+        np.array(["a/q", "b/q"]),
+        np.array([b"a/1", b"x/1", b"b/1", b"a/2"]),
+        np.array([[0.9, 0.8, 0.7, 0.6], [0.9, 0.5, 0.4, 0.3]], np.float32),
+        np.array([[0, 1, 3, 2], [2, 0, 1, 3]]),
+        {},
+        np.arange(4),
+    )
     report = evaluate_merged(merged, gt, 1000)
     assert report["k"] == 4
-    want = reference_report(["a/q", "b/q"], [["a/1", "x/1", "a/2", "b/1"], ["b/1", "a/1", "x/1", "a/2"]],
-                            merged.sims, ["a/1,0.1,10", "a/2,0.1,10", "b/1,0.1,10"], {}, 4)
+    want = reference_report(
+        ["a/q", "b/q"],
+        [["a/1", "x/1", "a/2", "b/1"], ["b/1", "a/1", "x/1", "a/2"]],
+        merged.sims,
+        ["a/1,0.1,10", "a/2,0.1,10", "b/1,0.1,10"],
+        {},
+        4,
+    )
     assert report["map"] == pytest.approx(want["map"]) and report["oracle"] == pytest.approx(want["oracle"])
     assert report["oracle"] == pytest.approx(100.0)  # every positive was found
 
@@ -222,8 +258,9 @@ def test_scale_curve_plot_says_which_search_it_shows(eval_run):
         # the model's curve names its k when the models' k differ (the plot of all of them)
         values = ", ".join(f"{v:.2f}" for v in curve["map"])
         assert re.search(rf"curve 'qe image( \(mAP@30\))? without query expansion': mAP {values}\n", text), text
-        assert re.search(rf"point 'qe image( \(mAP@30\))? with query expansion \(n = 2\)': mAP {expanded_map:.2f}\n",
-                         text), text
+        assert re.search(
+            rf"point 'qe image( \(mAP@30\))? with query expansion \(n = 2\)': mAP {expanded_map:.2f}\n", text
+        ), text
     assert "curve 'm image (mAP@30)': mAP" in text  # the plot of every model: plain curves are not marked
 
 
@@ -240,8 +277,14 @@ def test_evaluation_settings_rerun_only_evaluation(eval_run):
     for change in ({"eval_k": 20}, {"taxonomy": None}):
         new = {key: value for key, value in dict(config, **change).items() if value is not None}
         rules = {rule for rule, _ in planned_job_list(work, config=new)}
-        assert rules and rules <= {"evaluate", "summarize", "scale_curve", "plot_model_scale_curve",
-                                   "plot_all_scale_curves", "all"}, rules
+        assert rules and rules <= {
+            "evaluate",
+            "summarize",
+            "scale_curve",
+            "plot_model_scale_curve",
+            "plot_all_scale_curves",
+            "all",
+        }, rules
         assert "evaluate" in rules
 
 
@@ -256,11 +299,21 @@ def test_bad_ground_truth_fails_before_any_search(tmp_path):
     """A malformed positive_ids.txt, an unreadable taxonomy and query instances
     the ground truth does not know are cheap to find: all named before any
     search, not after the last shard."""
-    data = make_dataset(tmp_path / "data", num_instances=6, queries_per_instance=2, positives_per_instance=3,
-                        distractor_rows=(200,), dim=16, seed=2)
-    config = {"device": "cpu", "dataset_dir": data["dataset_dir"], "taxonomy": data["taxonomy"],
-              "models": {"m": model_config(data, text_query_hdf5=data["text_query_hdf5"], total_distractors=1,
-                                           k=20)}}
+    data = make_dataset(
+        tmp_path / "data",
+        num_instances=6,
+        queries_per_instance=2,
+        positives_per_instance=3,
+        distractor_rows=(200,),
+        dim=16,
+        seed=2,
+    )
+    config = {
+        "device": "cpu",
+        "dataset_dir": data["dataset_dir"],
+        "taxonomy": data["taxonomy"],
+        "models": {"m": model_config(data, text_query_hdf5=data["text_query_hdf5"], total_distractors=1, k=20)},
+    }
     positives = Path(data["dataset_dir"]) / "image_ids/positive_ids.txt"
     lines = positives.read_text().splitlines()
     taxonomy = Path(data["taxonomy"])
@@ -286,15 +339,17 @@ def test_bad_ground_truth_fails_before_any_search(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     for queries in (data["query_hdf5"], data["text_query_hdf5"]):
-        assert (f"model m: {queries}: 1 query instance(s) have no positive in {positives} (first: ['inst0001'])"
-                in out), out
+        assert (
+            f"model m: {queries}: 1 query instance(s) have no positive in {positives} (first: ['inst0001'])" in out
+        ), out
     assert not (tmp_path / "results/m/shards").exists()
     positives.write_text("\n".join(lines) + "\n")
     proc = run_snakemake(tmp_path, config=config, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert (f"model m: {data['query_hdf5']}: 1 query instance(s) are not in the taxonomy {taxonomy} "
-            "(first: ['inst0000'])") in out, out
+    assert (
+        f"model m: {data['query_hdf5']}: 1 query instance(s) are not in the taxonomy {taxonomy} (first: ['inst0000'])"
+    ) in out, out
     assert not (tmp_path / "results/m/shards").exists()
 
 

@@ -12,16 +12,22 @@ import pytest
 import yaml
 
 from conftest import (
-    REPO, PausedShardJob, assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config,
+    REPO,
+    PausedShardJob,
+    assert_topk_matches,
+    brute_force,
+    brute_force_expanded,
+    load_result,
+    model_config,
     run_snakemake,
 )
 from ilias_knn import features
 from ilias_knn.demo import make_dataset, write_feature_file
+from ilias_knn.engines import prepare_queries
 from ilias_knn.errors import InputError
 from ilias_knn.formats import write_json
 from ilias_knn.merge import merge_partials
 from ilias_knn.partials import save_partial
-from ilias_knn.engines import prepare_queries
 from ilias_knn.shard_search import search_shard
 
 CLI = [sys.executable, str(REPO / "scripts" / "search.py")]
@@ -32,20 +38,57 @@ CLI = [sys.executable, str(REPO / "scripts" / "search.py")]
 # ----------------------------------------------------------------------------
 def test_cli_help_explains_every_ilias_flag():
     out = subprocess.run([*CLI, "--help"], capture_output=True, text=True, check=True).stdout
-    for flag in ("--query_hdf5", "--positive_hdf5", "--distractor_hdf5", "--total_distractors",
-                 "--selected_ids", "--k", "--query_expansion", "--lin_adapt_path", "--use_gpu",
-                 "--save_dir", "--save_name", "--save_as", "--save_path", "--lin_adopt_path", "--selected"):
+    for flag in (
+        "--query_hdf5",
+        "--positive_hdf5",
+        "--distractor_hdf5",
+        "--total_distractors",
+        "--selected_ids",
+        "--k",
+        "--query_expansion",
+        "--lin_adapt_path",
+        "--use_gpu",
+        "--save_dir",
+        "--save_name",
+        "--save_as",
+        "--save_path",
+        "--lin_adopt_path",
+        "--selected",
+    ):
         assert flag in out
 
 
 @pytest.mark.parametrize("save_as", ["json", "pickle"])
 def test_cli_equals_brute_force(dataset, tmp_path, save_as):
     # the README spellings the ILIAS script rejects are accepted too
-    args = ["--query_hdf5", dataset["query_hdf5"], "--positive_hdf5", dataset["positive_hdf5"],
-            "--distractor_hdf5", dataset["distractor_hdf5"], "--total_distractors", "3",
-            "--selected", dataset["selected_ids"], "--lin_adopt_path", dataset["lin_adapt_path"],
-            "--k", "25", "--query_expansion", "2", "--use_gpu", "false", "--cores", "2",
-            "--save_path", str(tmp_path / "out"), "--save_name", "sims", "--save_as", save_as]
+    args = [
+        "--query_hdf5",
+        dataset["query_hdf5"],
+        "--positive_hdf5",
+        dataset["positive_hdf5"],
+        "--distractor_hdf5",
+        dataset["distractor_hdf5"],
+        "--total_distractors",
+        "3",
+        "--selected",
+        dataset["selected_ids"],
+        "--lin_adopt_path",
+        dataset["lin_adapt_path"],
+        "--k",
+        "25",
+        "--query_expansion",
+        "2",
+        "--use_gpu",
+        "false",
+        "--cores",
+        "2",
+        "--save_path",
+        str(tmp_path / "out"),
+        "--save_name",
+        "sims",
+        "--save_as",
+        save_as,
+    ]
     proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cfg = model_config(dataset, selected_ids=dataset["selected_ids"], lin_adapt_path=dataset["lin_adapt_path"], k=25)
@@ -66,10 +109,32 @@ def test_cli_takes_the_save_names_ilias_users_give(dataset, tmp_path):
     out = tmp_path / "out"
     in_home = "~/" + os.path.relpath(dataset["distractor_hdf5"], tmp_path)
     proc = subprocess.run(
-        [*CLI, "--query_hdf5", dataset["text_query_hdf5"], "--positive_hdf5", dataset["positive_hdf5"],
-         "--distractor_hdf5", in_home, "--total_distractors", "3", "--k", "20",
-         "--use_gpu", "false", "--cores", "2", "--save_dir", "~/out", "--save_name", "similarities_text"],
-        capture_output=True, text=True, timeout=600, env=dict(os.environ, HOME=str(tmp_path)))
+        [
+            *CLI,
+            "--query_hdf5",
+            dataset["text_query_hdf5"],
+            "--positive_hdf5",
+            dataset["positive_hdf5"],
+            "--distractor_hdf5",
+            in_home,
+            "--total_distractors",
+            "3",
+            "--k",
+            "20",
+            "--use_gpu",
+            "false",
+            "--cores",
+            "2",
+            "--save_dir",
+            "~/out",
+            "--save_name",
+            "similarities_text",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, HOME=str(tmp_path)),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cfg = model_config(dataset, k=20)
     qids, ids, sims = load_result(out / "similarities_text.json")
@@ -79,16 +144,34 @@ def test_cli_takes_the_save_names_ilias_users_give(dataset, tmp_path):
 
 
 def test_cli_bad_flag_value_is_refused(tmp_path):
-    proc = subprocess.run([*CLI, "--query_hdf5", "q", "--positive_hdf5", "p", "--save_dir", str(tmp_path),
-                           "--use_gpu", "maybe"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [*CLI, "--query_hdf5", "q", "--positive_hdf5", "p", "--save_dir", str(tmp_path), "--use_gpu", "maybe"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "expected true or false" in proc.stderr
 
 
 def test_cli_names_the_flag_of_a_value_the_workflow_refuses(tmp_path):
     """A save name the workflow cannot use as a model and file name, or k = 0,
     is refused by its flag, in one message, before anything is written."""
-    proc = subprocess.run([*CLI, "--query_hdf5", "q", "--positive_hdf5", "p", "--save_dir", str(tmp_path / "out"),
-                           "--save_name", "my sims", "--k", "0"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            *CLI,
+            "--query_hdf5",
+            "q",
+            "--positive_hdf5",
+            "p",
+            "--save_dir",
+            str(tmp_path / "out"),
+            "--save_name",
+            "my sims",
+            "--k",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     message = proc.stderr.strip().splitlines()[-1]
     assert "--save_name: name 'my sims' is not valid: use letters, digits" in message
@@ -106,8 +189,11 @@ def test_cheap_checks_fail_before_any_search(tmp_path, dataset, fault):
     if fault == "distractor_dim":  # the last shard is from another model: fails in seconds, not at the end
         bad = tmp_path / "d_{idx}.h5"
         for i, rows in enumerate((50, 50, 50)):
-            write_feature_file(str(bad).replace("{idx}", f"{i:05d}"), np.ones((rows, 32 if i < 2 else 48)),
-                               [f"x/{i}_{r}" for r in range(rows)])
+            write_feature_file(
+                str(bad).replace("{idx}", f"{i:05d}"),
+                np.ones((rows, 32 if i < 2 else 48)),
+                [f"x/{i}_{r}" for r in range(rows)],
+            )
         cfg["distractor_hdf5"], message = str(bad), "d_00002.h5: database vectors are 48-d but the queries are 32-d"
     elif fault == "text_dim":
         write_feature_file(tmp_path / "t.h5", np.ones((3, 16)), ["a", "b", "c"])
@@ -186,8 +272,9 @@ def small_filesystem(tmp_path):
     def mount(size_kb):
         path = tmp_path / f"fs{len(mounts)}"
         path.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
-                              capture_output=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)], capture_output=True
+        )
         if proc.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
         mounts.append(path)
@@ -247,8 +334,7 @@ def test_disk_full_in_a_run_is_one_clear_line(small_filesystem, tmp_path):
 @pytest.fixture(scope="module")
 def good_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("table")
-    data = make_dataset(work / "data", num_instances=6, distractor_rows=(200, 150), dim=16,
-                        adapter_out_dim=8, seed=21)
+    data = make_dataset(work / "data", num_instances=6, distractor_rows=(200, 150), dim=16, adapter_out_dim=8, seed=21)
     config = {"device": "cpu", "models": {"good": model_config(data, total_distractors=2, k=10)}}
     run_snakemake(work, config=config)
     return work, data, config, (work / "results/good/similarities.json").read_bytes()
@@ -276,13 +362,17 @@ def bad_file(work, case):
     if case == "no_features":
         return {"positive_hdf5": bad_h5(d / "p.h5", index=ids)}, "no 'features' dataset"
     if case == "lengths_differ":
-        return ({"positive_hdf5": bad_h5(d / "p.h5", features=np.ones((2, 16), np.float32), index=ids)},
-                "'index' has 3 entries but 'features' has 2 rows")
+        return (
+            {"positive_hdf5": bad_h5(d / "p.h5", features=np.ones((2, 16), np.float32), index=ids)},
+            "'index' has 3 entries but 'features' has 2 rows",
+        )
     if case == "not_2d":
         return {"positive_hdf5": bad_h5(d / "p.h5", features=np.ones(3, np.float32), index=ids)}, "must be 2-D"
     if case == "not_float":
-        return ({"positive_hdf5": bad_h5(d / "p.h5", features=np.ones((3, 16), np.int32), index=ids)},
-                "expected float16 or float32")
+        return (
+            {"positive_hdf5": bad_h5(d / "p.h5", features=np.ones((3, 16), np.int32), index=ids)},
+            "expected float16 or float32",
+        )
     if case == "adapter_not_state_dict":
         import torch
 
@@ -322,16 +412,34 @@ def bad_file(work, case):
     if case == "missing_middle_shard":
         return {"total_distractors": 4}, "features_distractors_00002.hdf5"
     if case == "no_idx":
-        return ({"distractor_hdf5": str(work / "data" / "features_distractors_00000.hdf5")},
-                "has no '{idx}' placeholder")
+        return (
+            {"distractor_hdf5": str(work / "data" / "features_distractors_00000.hdf5")},
+            "has no '{idx}' placeholder",
+        )
     if case == "k_zero":
         return {"k": 0}, "0 is less than the minimum of 1"
     raise ValueError(case)
 
 
-TABLE = ["not_hdf5", "truncated", "no_features", "lengths_differ", "not_2d", "not_float",
-         "adapter_not_state_dict", "adapter_garbage", "adapter_keys", "adapter_shapes", "adapter_nan", "no_queries",
-         "repeated_query_id", "selection_not_ascii", "missing_middle_shard", "no_idx", "k_zero"]
+TABLE = [
+    "not_hdf5",
+    "truncated",
+    "no_features",
+    "lengths_differ",
+    "not_2d",
+    "not_float",
+    "adapter_not_state_dict",
+    "adapter_garbage",
+    "adapter_keys",
+    "adapter_shapes",
+    "adapter_nan",
+    "no_queries",
+    "repeated_query_id",
+    "selection_not_ascii",
+    "missing_middle_shard",
+    "no_idx",
+    "k_zero",
+]
 
 
 @pytest.mark.parametrize("case", TABLE)
@@ -355,8 +463,7 @@ def test_a_bad_file_shared_by_models_is_one_message(good_run):
     truncated, truncated_message = bad_file(work, "truncated")
     adapter, adapter_message = bad_file(work, "adapter_keys")
     shared = dict(config["models"]["good"], **truncated)
-    cfg = dict(config, models={"good": config["models"]["good"], "full": shared,
-                               "mini": dict(shared, **adapter)})
+    cfg = dict(config, models={"good": config["models"]["good"], "full": shared, "mini": dict(shared, **adapter)})
     proc = run_snakemake(work, config=cfg, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -372,8 +479,13 @@ def test_selection_matching_no_distractor_fails_naming_the_file(good_run):
     if normal fails naming the ids file; the other model's result stays."""
     work, data, config, before = good_run
     (work / "no_match.txt").write_text("nothing/here.jpg\n")
-    cfg = dict(config, models={"good": config["models"]["good"],
-                               "mini": dict(config["models"]["good"], selected_ids=str(work / "no_match.txt"))})
+    cfg = dict(
+        config,
+        models={
+            "good": config["models"]["good"],
+            "mini": dict(config["models"]["good"], selected_ids=str(work / "no_match.txt")),
+        },
+    )
     proc = run_snakemake(work, config=cfg, check=False)
     assert proc.returncode != 0
     log = (work / "results/mini/logs/merge.log").read_text()
@@ -392,14 +504,35 @@ def test_unreadable_file_is_named(good_run):
     locked = work / "locked_positives.hdf5"
     locked.write_bytes((work / "data" / "features_positives.hdf5").read_bytes())
     locked.chmod(0)
-    cfg = dict(config, models={"good": config["models"]["good"],
-                               "bad": dict(config["models"]["good"], positive_hdf5=str(locked))})
+    cfg = dict(
+        config,
+        models={"good": config["models"]["good"], "bad": dict(config["models"]["good"], positive_hdf5=str(locked))},
+    )
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     drop = "-dac_override,-dac_read_search"
     proc = subprocess.run(
-        ["setpriv", "--bounding-set", drop, "--inh-caps", drop, sys.executable, "-m", "snakemake",
-         "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(work / "config.yaml"),
-         "--cores", "2"], capture_output=True, text=True, timeout=600)
+        [
+            "setpriv",
+            "--bounding-set",
+            drop,
+            "--inh-caps",
+            drop,
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(work / "config.yaml"),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "locked_positives.hdf5: cannot be read" in out and "Check its permissions" in out, out
@@ -417,14 +550,16 @@ def results_snapshot(results):
 @pytest.fixture(scope="module")
 def finished_adapted_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("missing")
-    data = make_dataset(work / "data", num_instances=6, distractor_rows=(200, 150), dim=16,
-                        adapter_out_dim=8, seed=22)
+    data = make_dataset(work / "data", num_instances=6, distractor_rows=(200, 150), dim=16, adapter_out_dim=8, seed=22)
     adapter = work / "adapter.pth"
     adapter.write_bytes(Path(data["lin_adapt_path"]).read_bytes())
-    config = {"device": "cpu", "models": {
-        "m": model_config(data, total_distractors=2, k=10, lin_adapt_path=str(adapter)),
-        "other": model_config(data, total_distractors=1, k=10),
-    }}
+    config = {
+        "device": "cpu",
+        "models": {
+            "m": model_config(data, total_distractors=2, k=10, lin_adapt_path=str(adapter)),
+            "other": model_config(data, total_distractors=1, k=10),
+        },
+    }
     run_snakemake(work, config=config)
     return work, data, config, results_snapshot(work / "results")
 

@@ -106,7 +106,11 @@ def test_to_float32_decodes_every_float16_bit_exactly(dim, convert):
     values = np.resize(values, (-(-values.size // dim)) * dim).reshape(-1, dim)
     buffer = np.full(values.size + 5, 7.0, np.float32)
     target = buffer[: values.size].reshape(values.shape)
-    got = getattr(features, convert)(values, target) if convert != "to_float32" else features.to_float32(values, out=buffer)
+    got = (
+        getattr(features, convert)(values, target)
+        if convert != "to_float32"
+        else features.to_float32(values, out=buffer)
+    )
     expected = values.astype(np.float32)
     assert got.shape == values.shape and np.shares_memory(got, buffer)
     same = (got.view(np.uint32) == expected.view(np.uint32)) | (np.isnan(got) & np.isnan(expected))
@@ -154,8 +158,10 @@ def test_job_logs_hold_no_faiss_loader_lines(tmp_path):
     import sys
 
     log = tmp_path / "job.log"
-    script = (f"import logging; from ilias_knn.logs import setup_logging; setup_logging({str(log)!r}); "
-              "import faiss; logging.getLogger('ilias_knn').info('own line')")
+    script = (
+        f"import logging; from ilias_knn.logs import setup_logging; setup_logging({str(log)!r}); "
+        "import faiss; logging.getLogger('ilias_knn').info('own line')"
+    )
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     lines = log.read_text().splitlines()
     assert len(lines) == 1 and lines[0].endswith("INFO own line"), lines

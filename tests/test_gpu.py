@@ -10,7 +10,9 @@ from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.engines import make_scorer, prepare_queries, resolve_device
 from ilias_knn.shard_search import search_shard
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)"
+)
 
 
 @pytest.mark.parametrize("scoring", ["fp32", "bf16"])
@@ -20,9 +22,18 @@ def test_cuda_shard_search_equals_brute_force(dataset, scoring):
     adapter = load_adapter(cfg["lin_adapt_path"])
     _, qf, qids = features.read_all(cfg["query_hdf5"])
     queries = prepare_queries(qf, adapter)
-    result = search_shard(queries, cfg["positive_hdf5"], 20, make_scorer(scoring, device, queries, adapter),
-                          adapter=adapter, block_rows=8, decode_threads=2)
-    ids = result.ids.astype(str)[[list(result.id_rows).index(r) for r in result.rows.ravel()]].reshape(result.rows.shape)
+    result = search_shard(
+        queries,
+        cfg["positive_hdf5"],
+        20,
+        make_scorer(scoring, device, queries, adapter),
+        adapter=adapter,
+        block_rows=8,
+        decode_threads=2,
+    )
+    ids = result.ids.astype(str)[[list(result.id_rows).index(r) for r in result.rows.ravel()]].reshape(
+        result.rows.shape
+    )
     assert_topk_matches(qids, ids, result.scores, brute_force(cfg))
 
 

@@ -9,7 +9,7 @@ from conftest import REPO
 
 
 def requirement_lines(text):
-    return sorted(l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#"))
+    return sorted(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
 def test_conda_env_lists_the_same_packages_as_requirements():
@@ -45,3 +45,31 @@ def test_snakemake_files_are_snakefmt_formatted():
     snakefmt = Path(sys.executable).with_name("snakefmt")
     proc = subprocess.run([str(snakefmt), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_python_code_passes_ruff_lint_and_format():
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    for args in (["check", "."], ["format", "--check", "."]):
+        proc = subprocess.run([str(ruff), *args], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_configuration_key_has_a_description():
+    """The catalog's parameter table (it reads config/schemas/) and the README
+    explain every key."""
+    schema = yaml.safe_load((REPO / "config" / "schemas" / "config.schema.yaml").read_text())
+    undescribed = []
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            if "description" not in sub:
+                undescribed.append(f"{path}{name}")
+            walk(sub, f"{path}{name}.")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}<name>.")
+
+    walk(schema, "")
+    assert undescribed == []

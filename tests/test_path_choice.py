@@ -6,11 +6,11 @@ those of float32 whatever it chooses."""
 
 import numpy as np
 import pytest
+from test_scoring import anisotropic, reference, unit
 
 from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.path_choice import DENSE, FILTERED, PathChooser
 from ilias_knn.topk import TopK
-from test_scoring import anisotropic, reference, unit
 
 BLOCKS = 128
 DENSE_COST = 1e-9  # seconds per entry
@@ -31,6 +31,7 @@ def flip_at_64(cheaper_first):
     def cost(path, block, first_filtered):
         cheap = cheaper_first if block < 64 else (DENSE if cheaper_first == FILTERED else FILTERED)
         return DENSE_COST * (0.5 if path == cheap else 1.5)
+
     return cost
 
 
@@ -105,8 +106,9 @@ class ScriptedChooser(PathChooser):
     def record_filtered(self, seconds, share, rescore=None, probe=False):
         if self.first_filtered is None:
             self.first_filtered = self.block
-        super().record_filtered(self.cost_of(FILTERED, self.block, self.first_filtered), share,
-                                None if rescore is None else 0.0, probe)
+        super().record_filtered(
+            self.cost_of(FILTERED, self.block, self.first_filtered), share, None if rescore is None else 0.0, probe
+        )
         self.block += 1
 
 

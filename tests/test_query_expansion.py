@@ -1,13 +1,19 @@
 """Text queries (same pass as image queries) and query expansion (a second
 search with expanded queries) against a float64 reference written here."""
 
-
 import numpy as np
 import pytest
 
 from conftest import (
-    assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config,
-    changed, planned_jobs, run_snakemake, small_dataset,
+    assert_topk_matches,
+    brute_force,
+    brute_force_expanded,
+    changed,
+    load_result,
+    model_config,
+    planned_jobs,
+    run_snakemake,
+    small_dataset,
 )
 from ilias_knn.expansion import expand
 
@@ -35,8 +41,13 @@ def qe_run(tmp_path_factory):
             "text_only": model_config(data, text_query_hdf5=text, k=30),
             "qe1": model_config(data, text_query_hdf5=text, query_expansion=1, k=30),
             "qe5_adapted_mini": model_config(
-                data, text_query_hdf5=text, query_expansion=5, k=40, save_as="pickle",
-                lin_adapt_path=data["lin_adapt_path"], selected_ids=data["selected_ids"],
+                data,
+                text_query_hdf5=text,
+                query_expansion=5,
+                k=40,
+                save_as="pickle",
+                lin_adapt_path=data["lin_adapt_path"],
+                selected_ids=data["selected_ids"],
             ),
             # a save_name that ends like the text results' names
             "named_text": model_config(data, text_query_hdf5=text, k=30, save_name="similarities_text"),
@@ -65,8 +76,10 @@ def test_a_save_name_ending_in_text_keeps_both_query_sets_apart(qe_run):
     cfg = config["models"]["named_text"]
     folder = work / "results" / "named_text"
     assert sorted(p.name for p in folder.glob("*.json")) == ["similarities_text.json", "similarities_text_text.json"]
-    for name, queries in (("similarities_text.json", cfg["query_hdf5"]),
-                          ("similarities_text_text.json", cfg["text_query_hdf5"])):
+    for name, queries in (
+        ("similarities_text.json", cfg["query_hdf5"]),
+        ("similarities_text_text.json", cfg["text_query_hdf5"]),
+    ):
         qids, ids, sims = load_result(folder / name)
         assert_topk_matches(qids, ids, sims, brute_force(cfg, queries_path=queries))
 
@@ -86,10 +99,12 @@ def test_changing_n_reruns_only_the_second_round(qe_run):
     work, _, config = qe_run
     jobs = planned_jobs(work, changed(config, "qe1", query_expansion=2))
     assert jobs == sorted(
-        [("expand_queries", "results/qe1/qe2/expanded_queries.npz"),
-         ("merge_shards", "results/qe1/qe2/merged.npz"),
-         ("format_results", "results/qe1/similarities.json"),
-         ("format_results", "results/qe1/similarities_text.json")]
+        [
+            ("expand_queries", "results/qe1/qe2/expanded_queries.npz"),
+            ("merge_shards", "results/qe1/qe2/merged.npz"),
+            ("format_results", "results/qe1/similarities.json"),
+            ("format_results", "results/qe1/similarities_text.json"),
+        ]
         + [("search_shard", f"results/qe1/qe2/shards/{s}.npz") for s in SHARDS]
     )
     # switching expansion off reuses the first round entirely: only formatting
@@ -107,8 +122,7 @@ def test_adding_text_queries_reruns_that_models_search_once(qe_run):
     jobs = planned_jobs(work, new)
     assert jobs == sorted(
         [("search_shard", f"results/text_only/shards/{s}.npz") for s in SHARDS]
-        + [("merge_shards", "results/text_only/merged.npz"),
-           ("format_results", "results/text_only/similarities.json")]
+        + [("merge_shards", "results/text_only/merged.npz"), ("format_results", "results/text_only/similarities.json")]
     )
 
 

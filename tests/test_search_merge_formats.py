@@ -10,17 +10,16 @@ import pytest
 from conftest import assert_topk_matches, brute_force, model_config, retrieved_ids, run_library
 from ilias_knn import features
 from ilias_knn.adapter import load_adapter
+from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.demo import write_feature_file
+from ilias_knn.engines import make_scorer, prepare_queries
 from ilias_knn.errors import InputError
 from ilias_knn.formats import write_json, write_pickle
 from ilias_knn.merge import merge_partials
 from ilias_knn.merged_result import load_merged, save_merged
 from ilias_knn.partials import check_partial_meta, load_partial, save_partial
-from ilias_knn.engines import make_scorer, prepare_queries
-from ilias_knn.bf16 import Bf16Scorer
 from ilias_knn.scoring import Fp32Scorer, TorchFp32Scorer
 from ilias_knn.shard_search import reads_ahead, search_shard
-
 
 SCORERS = [("fp32", "cpu"), ("bf16", "cpu"), ("bf16", "filtering"), ("fp32", "torch-cpu")]
 SCORER_IDS = ["fp32", "bf16", "bf16_filtering", "torch_fp32"]
@@ -71,8 +70,7 @@ def test_blocks_are_read_ahead_only_when_asked(dataset, tmp_path, read_ahead):
     read and prepared in the scoring thread itself."""
     cfg = model_config(dataset, selected_ids=dataset["selected_ids"], k=50)
     threads = set()
-    merged = run_library(cfg, tmp_path, lambda q, a: ThreadRecordingScorer(q, a, threads),
-                         read_ahead=read_ahead)
+    merged = run_library(cfg, tmp_path, lambda q, a: ThreadRecordingScorer(q, a, threads), read_ahead=read_ahead)
     assert_topk_matches(merged.query_ids, retrieved_ids(merged), merged.sims, brute_force(cfg))
     main = threading.current_thread().name
     if read_ahead:
@@ -126,8 +124,13 @@ def test_exact_ties_are_ordered_by_database_position(tmp_path):
     write_feature_file(tmp_path / "p.h5", base, [f"p/{i}" for i in range(6)])
     for s in range(2):
         write_feature_file(tmp_path / f"d_{s:05d}.h5", base[::-1], [f"d{s}/{i}" for i in range(6)])
-    cfg = {"query_hdf5": str(tmp_path / "q.h5"), "positive_hdf5": str(tmp_path / "p.h5"),
-           "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 2, "k": 10}
+    cfg = {
+        "query_hdf5": str(tmp_path / "q.h5"),
+        "positive_hdf5": str(tmp_path / "p.h5"),
+        "distractor_hdf5": str(tmp_path / "d_{idx}.h5"),
+        "total_distractors": 2,
+        "k": 10,
+    }
     for scoring in SCORERS:
         merged = run_library(cfg, tmp_path, scorer_for(*scoring), block_rows=4)
         ref = brute_force(cfg)

@@ -13,8 +13,8 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import sys
+import threading
 import time
 
 import numpy as np
@@ -52,8 +52,9 @@ class Background:
     unread pipe would fill up and stall it)."""
 
     def __init__(self, cmd):
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self.reader.start()
@@ -76,9 +77,21 @@ class Background:
 
 def snakemake_slurm(workdir, *args, config, check=True, background=False):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / "slurm"),
-           *FAST_STATUS, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        *FAST_STATUS,
+        *args,
+    ]
     if background:
         return Background(cmd)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -94,8 +107,12 @@ def run_id(output):
 def accounting(run, with_ids=False):
     """(rule, state) of every SLURM job of one Snakemake run, from sacct; with
     ``with_ids``, (rule, state, job id): an array task's is JOBID_INDEX."""
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "--name", run, "-o", "JobID,State,Comment"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "--name", run, "-o", "JobID,State,Comment"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     jobs = []
     for line in out.splitlines():
         job_id, state, comment = line.split("|", 2)
@@ -114,21 +131,27 @@ def array_task(job_id):
 def test_shard_searches_run_as_job_arrays_and_results_are_exact(cluster, tmp_path):
     """The profile submits shard searches as SLURM job arrays; with more ready
     shards than --slurm-array-limit, as several arrays of at most that many tasks."""
-    data = make_dataset(tmp_path / "data", num_instances=6, distractor_rows=(400, 300, 200, 300, 250), dim=32,
-                        seed=11)
+    data = make_dataset(tmp_path / "data", num_instances=6, distractor_rows=(400, 300, 200, 300, 250), dim=32, seed=11)
     cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=5, k=25)}}
     out = snakemake_slurm(tmp_path, "--slurm-array-limit", "4", config=cfg)
     jobs = accounting(run_id(out), with_ids=True)
     shard_jobs = [job for job in jobs if job[0] == "search_shard"]
-    assert len(shard_jobs) == 6 and all(state == "COMPLETED" and array_task(job_id)
-                                        for _, state, job_id in shard_jobs), jobs
+    assert len(shard_jobs) == 6 and all(
+        state == "COMPLETED" and array_task(job_id) for _, state, job_id in shard_jobs
+    ), jobs
     arrays = {job_id.split("_")[0] for _, _, job_id in shard_jobs}
     assert len(arrays) == 2, jobs  # 4 + 2 tasks
     assert sorted((rule, state) for rule, state, _ in jobs if rule != "search_shard") == [
-        ("format_results", "COMPLETED"), ("merge_shards", "COMPLETED")], jobs
+        ("format_results", "COMPLETED"),
+        ("merge_shards", "COMPLETED"),
+    ], jobs
     res = json.loads((tmp_path / "results/m/similarities.json").read_text())
-    assert_topk_matches(list(res), [list(v) for v in res.values()], [list(v.values()) for v in res.values()],
-                        brute_force(cfg["models"]["m"]))
+    assert_topk_matches(
+        list(res),
+        [list(v) for v in res.values()],
+        [list(v.values()) for v in res.values()],
+        brute_force(cfg["models"]["m"]),
+    )
 
 
 def test_gpu_jobs_ask_for_a_gpu_and_their_decoding_cores(cluster, tmp_path):
@@ -137,8 +160,9 @@ def test_gpu_jobs_ask_for_a_gpu_and_their_decoding_cores(cluster, tmp_path):
     sbatch refuses the request, and the plugin's message shows what was asked."""
     data = make_dataset(tmp_path / "data", num_instances=4, distractor_rows=(100, 100), dim=16, seed=14)
     cfg = {"device": "cuda", "gpu_threads": 6, "models": {"m": model_config(data, total_distractors=2, k=10)}}
-    out = snakemake_slurm(tmp_path, "--set-resources", "search_shard:gpu_model=h100", "--retries", "0",
-                          config=cfg, check=False)
+    out = snakemake_slurm(
+        tmp_path, "--set-resources", "search_shard:gpu_model=h100", "--retries", "0", config=cfg, check=False
+    )
     calls = [line for line in out.splitlines() if line.strip().startswith("sbatch --")]
     assert calls, out
     for call in calls:
@@ -152,16 +176,27 @@ def test_grouped_shards_share_slurm_jobs(cluster, tmp_path):
     data = make_dataset(tmp_path / "data", num_instances=4, distractor_rows=(100,) * 6, dim=16, seed=12)
     cfg = {"device": "cpu", "models": {"m": model_config(data, total_distractors=5, k=10)}}
     # --cores caps what one group job asks for (its members then run in turn)
-    out = snakemake_slurm(tmp_path, "--slurm-array-jobs", "none", "--groups", "search_shard=search",
-                          "--group-components", "search=3", "--cores", "2", "--slurm-keep-successful-logs",
-                          config=cfg)
+    out = snakemake_slurm(
+        tmp_path,
+        "--slurm-array-jobs",
+        "none",
+        "--groups",
+        "search_shard=search",
+        "--group-components",
+        "search=3",
+        "--cores",
+        "2",
+        "--slurm-keep-successful-logs",
+        config=cfg,
+    )
     assert out.count("so it (and any file after it) is not searched") == 1, out
     job_logs = list((tmp_path / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert len(job_logs) == 4 and not any("is not searched" in log.read_text() for log in job_logs), job_logs
     jobs = accounting(run_id(out))
     # 6 shard searches packed 3 per SLURM job, plus merge and format
-    assert sorted(jobs) == sorted([("search_shard", "COMPLETED")] * 2
-                                  + [("merge_shards", "COMPLETED"), ("format_results", "COMPLETED")]), jobs
+    assert sorted(jobs) == sorted(
+        [("search_shard", "COMPLETED")] * 2 + [("merge_shards", "COMPLETED"), ("format_results", "COMPLETED")]
+    ), jobs
     assert len(list((tmp_path / "results/m/shards").glob("*.npz"))) == 6
 
 
@@ -217,8 +252,12 @@ def test_cancelled_array_task_then_rerun_searches_only_the_missing_shards(cluste
     after = {p.name: p.stat().st_mtime_ns for p in shards.glob("*.npz")}
     assert {name: after[name] for name in done} == done
     res = json.loads((tmp_path / "results/m/similarities.json").read_text())
-    assert_topk_matches(list(res), [list(v) for v in res.values()], [list(v.values()) for v in res.values()],
-                        brute_force(cfg["models"]["m"]))
+    assert_topk_matches(
+        list(res),
+        [list(v) for v in res.values()],
+        [list(v.values()) for v in res.values()],
+        brute_force(cfg["models"]["m"]),
+    )
 
 
 def test_a_full_ilias_run_of_shard_searches_is_queued_as_a_few_arrays(cluster, tmp_path):
@@ -234,8 +273,12 @@ def test_a_full_ilias_run_of_shard_searches_is_queued_as_a_few_arrays(cluster, t
     write_feature_file(tmp_path / "p.h5", x[2:5], ["p/0", "p/1", "p/2"])
     for i in range(100):
         write_feature_file(tmp_path / f"d_{i:05d}.h5", x[5:], [f"d{i}/{j}" for j in range(15)])
-    model = {"query_hdf5": str(tmp_path / "q.h5"), "positive_hdf5": str(tmp_path / "p.h5"),
-             "distractor_hdf5": str(tmp_path / "d_{idx}.h5"), "total_distractors": 100}
+    model = {
+        "query_hdf5": str(tmp_path / "q.h5"),
+        "positive_hdf5": str(tmp_path / "p.h5"),
+        "distractor_hdf5": str(tmp_path / "d_{idx}.h5"),
+        "total_distractors": 100,
+    }
     cfg = {"device": "cpu", "models": {f"m{i}": dict(model, k=3 + i) for i in range(10)}}
     expected = 10 * 101
     set_partition("DOWN")

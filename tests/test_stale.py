@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import (
-    assert_topk_matches, brute_force, brute_force_expanded, load_result, model_config, planned_jobs, run_snakemake,
+    assert_topk_matches,
+    brute_force,
+    brute_force_expanded,
+    load_result,
+    model_config,
+    planned_jobs,
+    run_snakemake,
     small_dataset,
 )
 from ilias_knn.demo import write_adapter, write_feature_file
@@ -81,8 +87,9 @@ def test_changed_input_and_damaged_partial_end_in_current_results(tmp_path):
 
     partial.unlink()
     assert planned_jobs(tmp_path, cfg) == sorted(
-        search_jobs([D[2]]) + [("merge_shards", "results/m/merged.npz"),
-                               ("format_results", "results/m/similarities.json")])
+        search_jobs([D[2]])
+        + [("merge_shards", "results/m/merged.npz"), ("format_results", "results/m/similarities.json")]
+    )
     run_snakemake(tmp_path, config=cfg)
     check_results(tmp_path, cfg["models"]["m"])
     assert planned_jobs(tmp_path, cfg) == []
@@ -106,8 +113,9 @@ def test_a_distractor_file_replaced_under_its_old_time_is_searched_again(finishe
     keep_old_times(path, old)
     assert os.stat(path).st_mtime_ns == old.st_mtime_ns
     assert planned_jobs(work, cfg) == sorted(
-        search_jobs([D[1]]) + [("merge_shards", "results/m/merged.npz"),
-                               ("format_results", "results/m/similarities.json")])
+        search_jobs([D[1]])
+        + [("merge_shards", "results/m/merged.npz"), ("format_results", "results/m/similarities.json")]
+    )
     run_snakemake(work, config=cfg)
     check_results(work, cfg["models"]["m"])
     # the partial records what it was computed from
@@ -127,8 +135,9 @@ def test_an_adapter_replaced_under_its_old_time_reruns_the_model(finished):
     write_adapter(adapter, 32, 24, seed=5)
     keep_old_times(adapter, old)
     assert planned_jobs(work, cfg) == sorted(
-        search_jobs(["positives", *D]) + [("merge_shards", "results/m/merged.npz"),
-                                          ("format_results", "results/m/similarities.json")])
+        search_jobs(["positives", *D])
+        + [("merge_shards", "results/m/merged.npz"), ("format_results", "results/m/similarities.json")]
+    )
     run_snakemake(work, config=cfg)
     check_results(work, cfg["models"]["m"])
 
@@ -140,8 +149,10 @@ QE_SEARCHES = search_jobs(["positives", *D], QE)
 QE_MERGE = ("merge_shards", "results/m/qe2/merged.npz")
 FORMAT = ("format_results", "results/m/similarities.json")
 DELETED = {
-    "first_partial": ("shards/distractors_00001.npz",
-                      search_jobs([D[1]]) + [FIRST_MERGE, EXPAND, *QE_SEARCHES, QE_MERGE, FORMAT]),
+    "first_partial": (
+        "shards/distractors_00001.npz",
+        search_jobs([D[1]]) + [FIRST_MERGE, EXPAND, *QE_SEARCHES, QE_MERGE, FORMAT],
+    ),
     "first_merged": ("merged.npz", [FIRST_MERGE, EXPAND, *QE_SEARCHES, QE_MERGE, FORMAT]),
     "expanded_queries": ("qe2/expanded_queries.npz", [EXPAND, *QE_SEARCHES, QE_MERGE, FORMAT]),
     "second_partial": ("qe2/shards/positives.npz", search_jobs(["positives"], QE) + [QE_MERGE, FORMAT]),

@@ -27,7 +27,7 @@ def test_topk_equals_sorted_reference_with_many_ties(k, block, room):
     positions = np.flatnonzero(keep)
     topk = TopK(9, k, room=room)
     for start in range(0, len(positions), block):
-        pos = positions[start:start + block]
+        pos = positions[start : start + block]
         topk.add(scores[:, pos], pos)
     values, found = topk.result()
     ref_values, ref_found = lexsort_topk(scores[:, positions], positions, k)
@@ -215,7 +215,8 @@ def test_repeated_values_equal_a_counter(seed):
 
     rng = np.random.default_rng(seed)
     pool = [b"", b"a", b"ab", b"yfcc100m/0000001", b"yfcc100m/00000010", b"inst/q1/p"] + [
-        f"id{i}".encode() * int(rng.integers(1, 5)) for i in range(300)]
+        f"id{i}".encode() * int(rng.integers(1, 5)) for i in range(300)
+    ]
     ids = np.array([pool[i] for i in rng.integers(0, len(pool), size=int(rng.integers(0, 400)))], dtype="S")
     expected = sorted(v for v, c in Counter(ids.tolist()).items() if c > 1)
     assert repeated_values(ids).tolist() == expected

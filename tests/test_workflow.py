@@ -14,11 +14,19 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import (
-    assert_topk_matches, brute_force, changed, load_result, model_config, PausedShardJob, planned_job_list,
-    planned_jobs, run_snakemake, small_dataset,
-)
 import ilias_knn
+from conftest import (
+    PausedShardJob,
+    assert_topk_matches,
+    brute_force,
+    changed,
+    load_result,
+    model_config,
+    planned_job_list,
+    planned_jobs,
+    run_snakemake,
+    small_dataset,
+)
 from ilias_knn.demo import make_dataset, write_adapter, write_feature_file
 
 
@@ -36,8 +44,11 @@ def finished_run(tmp_path_factory):
         "models": {
             "plain": model_config(data, total_distractors=2, k=40),
             "adapted": model_config(
-                data, lin_adapt_path=str(work / "adapter_b.pth"),
-                selected_ids=str(work / "selected_b.txt"), save_as="pickle", k=60,
+                data,
+                lin_adapt_path=str(work / "adapter_b.pth"),
+                selected_ids=str(work / "selected_b.txt"),
+                save_as="pickle",
+                k=60,
             ),
             "huge_k": model_config(data, distractor_hdf5=None, k=1000),
         },
@@ -85,15 +96,19 @@ def test_incremental_job_lists(finished_run):
     # selected ids: only the distractor shards are filtered, positives are reused
     shutil.copy(data["selected_ids"], work / "selected_c.txt")
     assert planned_jobs(work, changed(config, "adapted", selected_ids=str(work / "selected_c.txt"))) == sorted(
-        jobs_for("adapted", D, fmt="similarities.pkl"))
+        jobs_for("adapted", D, fmt="similarities.pkl")
+    )
     # queries of one model
     assert planned_jobs(work, changed(config, "huge_k", query_hdf5=data["positive_hdf5"])) == sorted(
-        jobs_for("huge_k", ["positives"]))
+        jobs_for("huge_k", ["positives"])
+    )
     # output format or name: the format job only
     assert planned_jobs(work, changed(config, "plain", save_as="pickle")) == [
-        ("format_results", "results/plain/similarities.pkl")]
+        ("format_results", "results/plain/similarities.pkl")
+    ]
     assert planned_jobs(work, changed(config, "plain", save_name="run2")) == [
-        ("format_results", "results/plain/run2.json")]
+        ("format_results", "results/plain/run2.json")
+    ]
     # scoring kernel, device, threads: nothing (the results are the same)
     assert planned_jobs(work, dict(config, scoring="fp32", device="auto", search_threads=2, gpu_threads=3)) == []
     # more distractor files: only the new shard, then merge and format
@@ -111,8 +126,13 @@ def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_r
     package = tmp_path / "ilias_knn"
     shutil.copytree(Path(ilias_knn.__file__).parent, package)
     source = package / f"{module}.py"
-    text, raised = re.subn(r"^FORMAT_VERSION = (\d+)", lambda m: f"FORMAT_VERSION = {int(m[1]) + 1}",
-                           source.read_text(), count=1, flags=re.M)
+    text, raised = re.subn(
+        r"^FORMAT_VERSION = (\d+)",
+        lambda m: f"FORMAT_VERSION = {int(m[1]) + 1}",
+        source.read_text(),
+        count=1,
+        flags=re.M,
+    )
     assert raised == 1
     source.write_text(text)
     searches = {"plain": ["positives", *D[:2]], "adapted": ["positives", *D], "huge_k": ["positives"]}
@@ -134,7 +154,8 @@ def test_a_rewritten_distractor_file_reruns_its_shard_searches_only(finished_run
         fh["features"][0] = -fh["features"][0]
     try:
         assert planned_jobs(work, config) == sorted(
-            jobs_for("plain", [D[1]]) + jobs_for("adapted", [D[1]], fmt="similarities.pkl"))
+            jobs_for("plain", [D[1]]) + jobs_for("adapted", [D[1]], fmt="similarities.pkl")
+        )
     finally:
         shutil.copy2(tmp_path / "original.hdf5", path)  # same content and time as the results were made from
 
@@ -189,10 +210,15 @@ def test_kill_and_resume(tmp_path, stop):
     """Killed (kill -9: its lock stays, the README says to unlock) or
     interrupted (Ctrl-C: run the same command again) while searching a shard:
     the rerun keeps the finished shards and does the rest."""
-    data = make_dataset(tmp_path / "data", num_instances=20, queries_per_instance=5,
-                        distractor_rows=(4000,) * 6, dim=64, seed=5)
-    cfg = {"results_dir": "results", "device": "cpu", "scoring": "fp32",
-           "models": {"m": model_config(data, total_distractors=6, k=100)}}
+    data = make_dataset(
+        tmp_path / "data", num_instances=20, queries_per_instance=5, distractor_rows=(4000,) * 6, dim=64, seed=5
+    )
+    cfg = {
+        "results_dir": "results",
+        "device": "cpu",
+        "scoring": "fp32",
+        "models": {"m": model_config(data, total_distractors=6, k=100)},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     run = PausedShardJob(tmp_path, job=2)
     run.wait()  # two shards searched, the third job started
@@ -220,17 +246,43 @@ def test_kill_and_resume(tmp_path, stop):
 @pytest.mark.parametrize(
     "change,message",
     [
-        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "topk": 5}}}, "models.m: Additional properties are not allowed ('topk' was unexpected)"),
-        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": "ten"}}}, "models.m.k: 'ten' is not of type 'integer'"),
+        (
+            {"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "topk": 5}}},
+            "models.m: Additional properties are not allowed ('topk' was unexpected)",
+        ),
+        (
+            {"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": "ten"}}},
+            "models.m.k: 'ten' is not of type 'integer'",
+        ),
         ({"models": {"bad/name": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "name 'bad/name' is not valid"),
         ({"models": {"..": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "name '..' is not valid"),
         ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "k": 0}}}, "0 is less than the minimum of 1"),
-        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d.h5",
-                           "total_distractors": 3}}}, "has no '{idx}' placeholder"),
-        ({"models": {"m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d_{idx:03d}.h5",
-                           "total_distractors": 3}}}, "has '{idx:03d}', but total_distractors is 3. Write the "
-                                                      "path with {idx} (exactly: it always becomes a 5-digit"),
-        ({"resuls_dir": "x", "models": {"m": {"query_hdf5": "q", "positive_hdf5": "p"}}}, "'resuls_dir' was unexpected"),
+        (
+            {
+                "models": {
+                    "m": {"query_hdf5": "q", "positive_hdf5": "p", "distractor_hdf5": "d.h5", "total_distractors": 3}
+                }
+            },
+            "has no '{idx}' placeholder",
+        ),
+        (
+            {
+                "models": {
+                    "m": {
+                        "query_hdf5": "q",
+                        "positive_hdf5": "p",
+                        "distractor_hdf5": "d_{idx:03d}.h5",
+                        "total_distractors": 3,
+                    }
+                }
+            },
+            "has '{idx:03d}', but total_distractors is 3. Write the "
+            "path with {idx} (exactly: it always becomes a 5-digit",
+        ),
+        (
+            {"resuls_dir": "x", "models": {"m": {"query_hdf5": "q", "positive_hdf5": "p"}}},
+            "'resuls_dir' was unexpected",
+        ),
     ],
 )
 def test_bad_config_is_rejected_clearly(tmp_path, change, message):
@@ -245,17 +297,23 @@ def test_cross_field_config_problems_and_missing_files_of_every_model_at_once(tm
     truncated = tmp_path / "truncated.hdf5"
     shutil.copy(dataset["positive_hdf5"], truncated)
     os.truncate(truncated, truncated.stat().st_size // 2)
-    cfg = {"models": {"a": model_config(dataset, distractor_hdf5="d.h5", total_distractors=2),
-                      "b": model_config(dataset, k=5, query_expansion=6),
-                      "c": model_config(dataset, positive_hdf5="gone.hdf5"),
-                      "d": model_config(dataset, positive_hdf5=str(truncated))}}
+    cfg = {
+        "models": {
+            "a": model_config(dataset, distractor_hdf5="d.h5", total_distractors=2),
+            "b": model_config(dataset, k=5, query_expansion=6),
+            "c": model_config(dataset, positive_hdf5="gone.hdf5"),
+            "d": model_config(dataset, positive_hdf5=str(truncated)),
+        }
+    }
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "model a: distractor_hdf5 (d.h5) has no '{idx}' placeholder" in out, out
     assert "model b: query_expansion (6) is larger than k (5)" in out, out
-    assert "2 configured input file(s) do not exist:\n  - model a: distractor_hdf5 file 00000 of 2; " \
-           "model a: distractor_hdf5 file 00001 of 2: d.h5\n  - model c: positive_hdf5: gone.hdf5\n" in out, out
+    assert (
+        "2 configured input file(s) do not exist:\n  - model a: distractor_hdf5 file 00000 of 2; "
+        "model a: distractor_hdf5 file 00001 of 2: d.h5\n  - model c: positive_hdf5: gone.hdf5\n" in out
+    ), out
     assert f"Bad input files:\n  - model d: {truncated}: HDF5 file is truncated or corrupt" in out, out
 
 
@@ -263,13 +321,19 @@ def test_a_models_schema_problem_comes_with_the_other_models_problems(tmp_path, 
     """A typo in one model's keys does not hide another model's missing file
     (the model with the typo is left out of the file checks: its settings
     cannot be trusted). A problem in the run's own settings comes alone."""
-    cfg = {"models": {"a": model_config(dataset, lin_adapter_path="x.pth"),
-                      "b": model_config(dataset, positive_hdf5="gone.hdf5")}}
+    cfg = {
+        "models": {
+            "a": model_config(dataset, lin_adapter_path="x.pth"),
+            "b": model_config(dataset, positive_hdf5="gone.hdf5"),
+        }
+    }
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "Invalid configuration (see README, 'Configuration'):\n  - models.a: Additional properties are not " \
-           "allowed ('lin_adapter_path' was unexpected)\n" in out, out
+    assert (
+        "Invalid configuration (see README, 'Configuration'):\n  - models.a: Additional properties are not "
+        "allowed ('lin_adapter_path' was unexpected)\n" in out
+    ), out
     assert "1 configured input file(s) do not exist:\n  - model b: positive_hdf5: gone.hdf5\n" in out, out
     cfg["results_dir"] = 3
     proc = run_snakemake(tmp_path, "-n", config=cfg, check=False)

@@ -86,8 +86,11 @@ def load_adapter(path):
             f"{tuple(bias.shape)}; expected (out x in) and (out,)."
         )
     adapter = Adapter(weight.float().contiguous().numpy(), bias.float().contiguous().numpy())
-    bad = [name for name, value in (("layer.weight", adapter.weight), ("layer.bias", adapter.bias))
-           if not np.isfinite(value).all()]
+    bad = [
+        name
+        for name, value in (("layer.weight", adapter.weight), ("layer.bias", adapter.bias))
+        if not np.isfinite(value).all()
+    ]
     if bad:  # else every adapted score is NaN, and the shard files would be blamed
         verb = "holds" if len(bad) == 1 else "hold"
         raise InputError(f"{path}: {' and '.join(bad)} {verb} NaN or inf. Re-train or re-save the adapter.")

@@ -97,8 +97,7 @@ def ascii_ids(raw, path=""):
     the error for ids that are not ASCII."""
     raw = np.ascontiguousarray(raw)
     not_ascii = InputError(
-        f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: "
-        "write the index with ASCII ids."
+        f"{path}: 'index' holds ids that are not ASCII. ILIAS ids are ASCII strings: write the index with ASCII ids."
     )
     try:
         if raw.dtype.kind == "O":  # variable-length strings

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import ReusedBuffer
-from .path_choice import DENSE, FILTERED, PathChooser
+from .path_choice import DENSE, PathChooser
 from .phases import PhaseTimes
 from .scoring import check_finite, float32_rows, overflow_checked_later
 
@@ -96,8 +96,9 @@ class Bf16Scorer:
     (``measure_costs=False``: filter whenever the candidate share allows). A
     block before every query has k entries is scored densely."""
 
-    def __init__(self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY, measure_costs=True,
-                 chooser=None):
+    def __init__(
+        self, queries, device="cpu", adapter=None, dense_density=DENSE_DENSITY, measure_costs=True, chooser=None
+    ):
         import torch
 
         self.torch, self.device = torch, torch.device(device)
@@ -221,8 +222,7 @@ class Bf16Scorer:
         x, t0 = block.x, time.perf_counter()
         with self.times("gemm fp32"), overflow_checked_later():
             if self.on_cpu:
-                scores = np.matmul(self.queries_np, x.T,
-                                   out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
+                scores = np.matmul(self.queries_np, x.T, out=self._scores.view((self.queries_np.shape[0], x.shape[0])))
             else:
                 scores = (self.queries @ block.x_dev.T).cpu().numpy()
         check_finite(scores[0])
@@ -251,8 +251,9 @@ class Bf16Scorer:
         # only which path the next block takes: twice kept the first 30 blocks
         # of a real-format file dense, where the filter passed under 5 %)
         width = self._eps(block) + REL * np.abs(thresholds - self.q_mu)
-        passing = np.greater_equal(scores, (thresholds - width)[:, None].astype(np.float32),
-                                   out=self._mask.view(scores.shape))
+        passing = np.greater_equal(
+            scores, (thresholds - width)[:, None].astype(np.float32), out=self._mask.view(scores.shape)
+        )
         return np.count_nonzero(passing) / max(1, passing.size)
 
     def _eps(self, block):
@@ -314,15 +315,20 @@ class Bf16Scorer:
         with warnings.catch_warnings():  # sampled_addmm is the primitive needed; its "beta" notice is noise
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
             pattern = torch.sparse_csr_tensor(
-                torch.from_numpy(crow).to(self.device), torch.from_numpy(rows[order]).to(self.device),
-                torch.zeros(rows.size, dtype=torch.float32, device=self.device), size=(n, nq),
-                check_invariants=False)
+                torch.from_numpy(crow).to(self.device),
+                torch.from_numpy(rows[order]).to(self.device),
+                torch.zeros(rows.size, dtype=torch.float32, device=self.device),
+                size=(n, nq),
+                check_invariants=False,
+            )
         by_row = torch.sparse.sampled_addmm(pattern, x_dev, self.queries.T).values().cpu().numpy()
         exact = np.empty_like(by_row)
         exact[order] = by_row
         return exact
 
     def describe(self):
-        return (f"bf16 on {self.device} (torch): {self.blocks['filtered']} blocks filtered "
-                f"({self.rescored} entries rescored in fp32), {self.blocks['dense']} dense fp32; "
-                f"{self.chooser.describe()}")
+        return (
+            f"bf16 on {self.device} (torch): {self.blocks['filtered']} blocks filtered "
+            f"({self.rescored} entries rescored in fp32), {self.blocks['dense']} dense fp32; "
+            f"{self.chooser.describe()}"
+        )

@@ -38,20 +38,46 @@ def build_parser():
     )
     p.add_argument("--query_hdf5", required=True, help="HDF5 features of the queries (image or text)")
     p.add_argument("--positive_hdf5", required=True, help="HDF5 features of the positives")
-    p.add_argument("--distractor_hdf5", default=None,
-                   help="HDF5 features of the distractors; '{idx}' becomes 00000, 00001, ...")
+    p.add_argument(
+        "--distractor_hdf5", default=None, help="HDF5 features of the distractors; '{idx}' becomes 00000, 00001, ..."
+    )
     p.add_argument("--total_distractors", type=int, default=1, help="number of distractor files")
-    p.add_argument("--selected_ids", "--selected", dest="selected_ids", default=None,
-                   help="file of distractor ids to keep (mini-ILIAS); positives are always kept")
+    p.add_argument(
+        "--selected_ids",
+        "--selected",
+        dest="selected_ids",
+        default=None,
+        help="file of distractor ids to keep (mini-ILIAS); positives are always kept",
+    )
     p.add_argument("--k", type=int, default=1000, help="nearest neighbours per query")
-    p.add_argument("--query_expansion", type=int, default=0,
-                   help="n > 0: expand each query with its top-n neighbours and search again")
-    p.add_argument("--lin_adapt_path", "--lin_adopt_path", dest="lin_adapt_path", default=None,
-                   help="linear adaptation layer (state dict with layer.weight, layer.bias)")
-    p.add_argument("--use_gpu", type=bool_flag, nargs="?", const=True, default=None,
-                   help="true: search on the GPU (cuda); false: on the CPU; not given: the GPU when one is visible")
-    p.add_argument("--save_dir", "--save_path", dest="save_dir", required=True,
-                   help="directory of the result file (its knn_workflow/ subfolder keeps the partial results)")
+    p.add_argument(
+        "--query_expansion",
+        type=int,
+        default=0,
+        help="n > 0: expand each query with its top-n neighbours and search again",
+    )
+    p.add_argument(
+        "--lin_adapt_path",
+        "--lin_adopt_path",
+        dest="lin_adapt_path",
+        default=None,
+        help="linear adaptation layer (state dict with layer.weight, layer.bias)",
+    )
+    p.add_argument(
+        "--use_gpu",
+        type=bool_flag,
+        nargs="?",
+        const=True,
+        default=None,
+        help="true: search on the GPU (cuda); false: on the CPU; not given: the GPU when one is visible",
+    )
+    p.add_argument(
+        "--save_dir",
+        "--save_path",
+        dest="save_dir",
+        required=True,
+        help="directory of the result file (its knn_workflow/ subfolder keeps the partial results)",
+    )
     p.add_argument("--save_name", default="similarities", help="result file name, without extension")
     p.add_argument("--save_as", default="json", choices=["json", "pickle"], help="result format")
     p.add_argument("--cores", default="all", help="CPU cores Snakemake may use ('all' or a number)")
@@ -123,14 +149,25 @@ def main(argv=None, snakefile="Snakefile"):
     save_dir = Path(absolute(args.save_dir))
     work_dir = save_dir / WORK_SUBDIR
     config = build_config(args, work_dir)
-    problems = flag_problems(config, Path(snakefile).resolve().parent / "schemas" / "config.schema.yaml")
+    problems = flag_problems(config, Path(snakefile).resolve().parent / "config" / "schemas" / "config.schema.yaml")
     if problems:
         parser.error("; ".join(problems))
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{args.save_name}.config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(Path(snakefile).resolve()), "--directory", str(work_dir),
-           "--configfile", str(config_path), "--cores", str(args.cores)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(Path(snakefile).resolve()),
+        "--directory",
+        str(work_dir),
+        "--configfile",
+        str(config_path),
+        "--cores",
+        str(args.cores),
+    ]
     print("running:", " ".join(cmd), flush=True)
     status = subprocess.call(cmd)
     if status != 0:

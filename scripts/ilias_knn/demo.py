@@ -55,8 +55,7 @@ def write_ground_truth(out, query_ids, text_ids, pos_ids, num_instances, rng):
     taxonomy = {}
     for inst in range(num_instances):  # 2 categories x 2 subcategories, one group each
         category, subcategory = f"category{inst % 2}", f"sub{(inst // 2) % 2}"
-        taxonomy.setdefault(category, {}).setdefault(subcategory, {}).setdefault("group", []).append(
-            f"inst{inst:04d}")
+        taxonomy.setdefault(category, {}).setdefault(subcategory, {}).setdefault("group", []).append(f"inst{inst:04d}")
     with atomic_output(Path(out) / "taxonomy.json") as tmp:
         tmp.write_text(json.dumps(taxonomy, indent=1))
     return {"dataset_dir": str(out), "taxonomy": str(Path(out) / "taxonomy.json")}

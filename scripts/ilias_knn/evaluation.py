@@ -70,8 +70,16 @@ def read_ground_truth(dataset_dir, taxonomy_path=None):
     instances = instance_of(ids[order])
     uniq, counts = np.unique(instances, return_counts=True)
     taxonomy = read_taxonomy(taxonomy_path) if taxonomy_path else {}
-    return GroundTruth(ids[order], instances, np.array(scale)[order], np.array(clutter)[order],
-                       dict(zip(uniq.tolist(), counts.tolist())), taxonomy, str(path), taxonomy_path)
+    return GroundTruth(
+        ids[order],
+        instances,
+        np.array(scale)[order],
+        np.array(clutter)[order],
+        dict(zip(uniq.tolist(), counts.tolist())),
+        taxonomy,
+        str(path),
+        taxonomy_path,
+    )
 
 
 def read_lines(path):
@@ -140,8 +148,7 @@ def average_precision(hits, scores, valid, k, num_positives):
     ap = np.divide(precision_sum, denom, out=np.zeros(nq), where=denom > 0)
     listed = valid.sum(axis=1)
     found = hits.sum(axis=1)
-    oracle = np.divide(found * k, listed * num_positives, out=np.zeros(nq),
-                       where=(listed > 0) & (num_positives > 0))
+    oracle = np.divide(found * k, listed * num_positives, out=np.zeros(nq), where=(listed > 0) & (num_positives > 0))
     return ap, oracle
 
 
@@ -156,8 +163,7 @@ def evaluate(query_ids, db_ids, sims, ranks, gt, k):
     where[where == len(gt.positive_ids)] = 0
     db_positive = np.where(gt.positive_ids[where] == db_ids, where, -1)
     entry_positive = db_positive[ranks]  # nq x L
-    is_hit = (entry_positive >= 0) & (
-        gt.positive_instance[np.maximum(entry_positive, 0)] == query_instance[:, None])
+    is_hit = (entry_positive >= 0) & (gt.positive_instance[np.maximum(entry_positive, 0)] == query_instance[:, None])
     num_pos = np.array([gt.positives_per_instance[i] for i in query_instance])
     all_valid = np.ones_like(is_hit)
     ap, oracle = average_precision(is_hit, sims, all_valid, k, num_pos)

@@ -36,15 +36,11 @@ def open_feature_file(path):
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc}). Check its permissions.") from exc
     if not is_hdf5:
-        raise InputError(
-            f"{path}: not an HDF5 file. Features must be HDF5 with 'features' and 'index' datasets."
-        )
+        raise InputError(f"{path}: not an HDF5 file. Features must be HDF5 with 'features' and 'index' datasets.")
     try:
         return h5py.File(p, "r")
     except OSError as exc:
-        raise InputError(
-            f"{path}: HDF5 file is truncated or corrupt ({exc}). Re-copy or re-extract it."
-        ) from exc
+        raise InputError(f"{path}: HDF5 file is truncated or corrupt ({exc}). Re-copy or re-extract it.") from exc
 
 
 def check_header(handle, path):
@@ -59,9 +55,7 @@ def check_header(handle, path):
     if feats.ndim != 2:
         raise InputError(f"{path}: 'features' must be 2-D (N x D), found shape {feats.shape}.")
     if not np.issubdtype(feats.dtype, np.floating):
-        raise InputError(
-            f"{path}: 'features' has dtype {feats.dtype}; expected float16 or float32."
-        )
+        raise InputError(f"{path}: 'features' has dtype {feats.dtype}; expected float16 or float32.")
     if index.ndim != 1 or index.shape[0] != feats.shape[0]:
         raise InputError(
             f"{path}: 'index' has {index.shape[0] if index.ndim else 0} entries but 'features' "

@@ -40,6 +40,7 @@ def run_logged(main, snakemake):
         log.error(
             "no space left while writing %s (%s). Free space where the results go (or point "
             "results_dir elsewhere) and run again: finished outputs are kept, none is half-written.",
-            ", ".join(map(str, snakemake.output)), exc.strerror or exc,
+            ", ".join(map(str, snakemake.output)),
+            exc.strerror or exc,
         )
         sys.exit(1)

@@ -46,18 +46,31 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
             )
         rows_kept += meta["rows_kept"]
         stats = meta.get("stats", {})
-        shards.append({"partial": str(path), "shard": meta.get("shard"), "rows_kept": meta["rows_kept"],
-                       "rows_total": meta["rows_total"], "first_position": first_position,
-                       "zero_norm_rows": stats.get("zero_norm_rows", 0),
-                       "first_zero_norm_rows": stats.get("first_zero_norm_rows", [])})
+        shards.append(
+            {
+                "partial": str(path),
+                "shard": meta.get("shard"),
+                "rows_kept": meta["rows_kept"],
+                "rows_total": meta["rows_total"],
+                "first_position": first_position,
+                "zero_norm_rows": stats.get("zero_norm_rows", 0),
+                "first_zero_norm_rows": stats.get("first_zero_norm_rows", []),
+            }
+        )
         if first_position + meta["rows_total"] > MAX_POSITION + 1:
-            raise InputError(f"merge: more than {MAX_POSITION + 1} database rows in one model; "
-                             "split the model's database into several models.")
+            raise InputError(
+                f"merge: more than {MAX_POSITION + 1} database rows in one model; "
+                "split the model's database into several models."
+            )
         topk.add(arrays["scores"], arrays["rows"] + first_position)
         first_position += meta["rows_total"]
         if ordinal + 1 in stops:
-            meta = {"k": k, "rows_kept": rows_kept, "shards": list(shards),
-                    "query_sets": query_sets or [["image", 0, len(query_ids)]]}
+            meta = {
+                "k": k,
+                "rows_kept": rows_kept,
+                "shards": list(shards),
+                "query_sets": query_sets or [["image", 0, len(query_ids)]],
+            }
             yield _finish(paths, query_ids, *topk.result(), first_position, meta)
 
 
@@ -79,8 +92,7 @@ def _finish(paths, query_ids, vals, pos, database_rows, meta):
             f"{len(meta['shards'])} shard(s)). Check selected_ids and the feature files."
         )
     if meta["k"] > meta["rows_kept"]:
-        log.info("k=%d is larger than the database (%d rows): returning all of it.",
-                 meta["k"], meta["rows_kept"])
+        log.info("k=%d is larger than the database (%d rows): returning all of it.", meta["k"], meta["rows_kept"])
     positions, ranks = unique_inverse(pos, bound=database_rows)
     merged = MergedResult(query_ids, None, vals, ranks, meta, positions)
     merged.db_ids = _ids_of_positions(paths, merged)

@@ -35,8 +35,9 @@ class MergedResult:
         if (start, stop) == (0, len(self.query_ids)):  # every db id is some query's hit already
             return MergedResult(self.query_ids, self.db_ids, self.sims, self.ranks, meta, self.db_positions)
         used, ranks = unique_inverse(self.ranks[start:stop])
-        return MergedResult(self.query_ids[start:stop], self.db_ids[used], self.sims[start:stop],
-                            ranks, meta, self.db_positions[used])
+        return MergedResult(
+            self.query_ids[start:stop], self.db_ids[used], self.sims[start:stop], ranks, meta, self.db_positions[used]
+        )
 
     def shard_rows(self, positions):
         """(shard file of each position, row in it): where each vector is stored."""
@@ -64,7 +65,10 @@ def load_merged(path):
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if meta.get("format_version") != FORMAT_VERSION:
-                raise InputError(f"{path}: merged result from another version of this workflow. "
-                                 "Delete it and run again: Snakemake merges it again.")
-            return MergedResult(data["query_ids"], data["db_ids"], data["sims"], data["ranks"], meta,
-                                data["db_positions"])
+                raise InputError(
+                    f"{path}: merged result from another version of this workflow. "
+                    "Delete it and run again: Snakemake merges it again."
+                )
+            return MergedResult(
+                data["query_ids"], data["db_ids"], data["sims"], data["ranks"], meta, data["db_positions"]
+            )

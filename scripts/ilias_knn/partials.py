@@ -40,8 +40,13 @@ def input_records(fingerprints):
 
 
 def save_partial(path, result, query_ids, meta):
-    meta = dict(meta, format_version=FORMAT_VERSION, rows_total=result.rows_total,
-                rows_kept=result.rows_kept, stats=result.stats)
+    meta = dict(
+        meta,
+        format_version=FORMAT_VERSION,
+        rows_total=result.rows_total,
+        rows_kept=result.rows_kept,
+        stats=result.stats,
+    )
     matched = result.selected_matched
     if matched is not None:
         meta["selected_count"] = int(matched.size)
@@ -85,4 +90,3 @@ def check_partial_meta(path, meta, expected):
             f"{path}: partial result was computed with other settings ({detail}). "
             f"Delete it and run again: Snakemake searches that shard again."
         )
-

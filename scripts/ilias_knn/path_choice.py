@@ -40,7 +40,7 @@ class PathChooser:
     def _add(self, kind, value):
         self.seen[kind] += 1
         if self.seen[kind] > self.warmup:
-            self.samples[kind] = (self.samples[kind] + [value])[-self.window:]
+            self.samples[kind] = (self.samples[kind] + [value])[-self.window :]
 
     def record_dense(self, seconds_per_entry, candidate_share, probe=False):
         """A dense block's cost, and the share of its entries the filter would have passed."""
@@ -112,6 +112,8 @@ class PathChooser:
     def describe(self):
         ns = lambda value: "unmeasured" if value is None else f"{value * 1e9:.3f}"
         rescore = statistics.median(self.samples["rescore"]) * 1e9 if self.samples["rescore"] else None
-        return (f"steady ns per entry: dense {ns(self.cost(DENSE))}, filtered {ns(self.cost(FILTERED))}"
-                + (f" (rescoring {rescore:.0f} per candidate)" if rescore is not None else "")
-                + f"; {self.probes} probe blocks")
+        return (
+            f"steady ns per entry: dense {ns(self.cost(DENSE))}, filtered {ns(self.cost(FILTERED))}"
+            + (f" (rescoring {rescore:.0f} per candidate)" if rescore is not None else "")
+            + f"; {self.probes} probe blocks"
+        )

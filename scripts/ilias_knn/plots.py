@@ -18,8 +18,15 @@ def plot_curves(curves, path, title):
         (line,) = ax.plot(table["database_images"], table["map"], marker="o", label=curve["label"])
         if curve.get("expanded"):
             label, value = curve["expanded"]
-            ax.plot([table["database_images"].iloc[-1]], [value], marker="*", markersize=12,
-                    linestyle="none", color=line.get_color(), label=label)
+            ax.plot(
+                [table["database_images"].iloc[-1]],
+                [value],
+                marker="*",
+                markersize=12,
+                linestyle="none",
+                color=line.get_color(),
+                label=label,
+            )
     ax.set_xscale("log")
     ax.set_xlabel("database images (positives + distractors)")
     ax.set_ylabel("mAP@k (%)")

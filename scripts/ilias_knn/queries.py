@@ -11,6 +11,7 @@ from .arrays import repeated_values
 from .atomic import atomic_output
 from .errors import InputError, damaged_file_refused
 
+
 @dataclass
 class Queries:
     feats: np.ndarray  # nq x d float32; adapted already when ``adapted``
@@ -102,9 +103,12 @@ def read_model_queries(image_path, text_path=None):
 def save_queries(path, queries):
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, feats=queries.feats.astype(np.float32, copy=False),
-                     ids=np.asarray(queries.ids, dtype=str),
-                     meta=np.array(json.dumps({"sets": queries.sets, "adapted": queries.adapted})))
+            np.savez(
+                fh,
+                feats=queries.feats.astype(np.float32, copy=False),
+                ids=np.asarray(queries.ids, dtype=str),
+                meta=np.array(json.dumps({"sets": queries.sets, "adapted": queries.adapted})),
+            )
 
 
 def load_queries(path):

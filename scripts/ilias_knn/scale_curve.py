@@ -26,8 +26,15 @@ def scale_curve(partials, search_k, scale_points, gt, eval_k, query_set="image",
     merged_prefixes = iter_merged_prefixes(partials, search_k, expected_meta, stops=[p + 1 for p in points])
     for shards, merged in zip(points, merged_prefixes):
         report = evaluate_merged(merged.query_set(query_set), gt, eval_k)
-        rows.append({"distractor_shards": shards, "database_images": merged.meta["rows_kept"],
-                     "k": report["k"], "map": report["map"], "oracle": report["oracle"]})
+        rows.append(
+            {
+                "distractor_shards": shards,
+                "database_images": merged.meta["rows_kept"],
+                "k": report["k"],
+                "map": report["map"],
+                "oracle": report["oracle"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -74,11 +74,17 @@ def unmatched_report(path, selected_sorted, matched, kept, total):
     ids that matched no distractor of a model's distractor files."""
     unmatched = np.flatnonzero(~matched)
     if kept == 0:
-        return (f"{path}: none of its {len(selected_sorted)} ids matches a distractor "
-                f"(0 of {total} distractors kept). Check that its ids are those of the distractor "
-                "files' 'index' (an id, or the part after its first '/').", "error")
+        return (
+            f"{path}: none of its {len(selected_sorted)} ids matches a distractor "
+            f"(0 of {total} distractors kept). Check that its ids are those of the distractor "
+            "files' 'index' (an id, or the part after its first '/').",
+            "error",
+        )
     if unmatched.size == 0:
         return f"{path}: kept {kept} of {total} distractors; every selected id matched", "info"
     first = ", ".join(repr(str(i)) for i in selected_sorted[unmatched[:5]])
-    return (f"{path}: {unmatched.size} of its {len(selected_sorted)} ids match no distractor "
-            f"(first: {first}); kept {kept} of {total} distractors", "warning")
+    return (
+        f"{path}: {unmatched.size} of its {len(selected_sorted)} ids match no distractor "
+        f"(first: {first}); kept {kept} of {total} distractors",
+        "warning",
+    )

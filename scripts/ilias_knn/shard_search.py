@@ -92,8 +92,7 @@ def prefetched(items, load):
             yield current
 
 
-def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1, read_ahead=True,
-                    found=None):
+def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads=1, read_ahead=True, found=None):
     """(first row, prepared block, database positions of its kept rows) over
     the shard, in row order; each prepared one block ahead in a thread when
     ``read_ahead``. ``found`` (a ScanFindings) collects the kept rows of zero
@@ -119,8 +118,9 @@ def prepared_blocks(shard, scorer, block_rows, selected_ids=None, decode_threads
         keep = None
         if selected_ids is not None:
             with times("selection"):
-                keep = selection_mask(features.decode_ids(index[start:stop], shard.path), selected_ids,
-                                      found.selected_matched)
+                keep = selection_mask(
+                    features.decode_ids(index[start:stop], shard.path), selected_ids, found.selected_matched
+                )
         positions = np.arange(start, stop, dtype=np.int64)
         if keep is not None:
             positions = positions[keep]
@@ -167,16 +167,27 @@ def scan(shard, scorer, topk, block_rows, selected_ids=None, decode_threads=1, r
             if positions.size:
                 scorer.score(prepared, positions, topk)
             if start + block_rows >= next_report:
-                log.info("%s: %d/%d rows searched", shard.path, min(start + block_rows, shard.info.rows),
-                         shard.info.rows)
+                log.info(
+                    "%s: %d/%d rows searched", shard.path, min(start + block_rows, shard.info.rows), shard.info.rows
+                )
                 next_report += report_every
     except NonFiniteBlock:
         blocks.close()
         raise_nonfinite(shard, block_rows)
 
 
-def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path=None, selected_ids=None,
-                 block_rows=None, decode_threads=1, read_ahead=True):
+def search_shard(
+    queries,
+    shard_path,
+    k,
+    scorer=None,
+    adapter=None,
+    adapter_path=None,
+    selected_ids=None,
+    block_rows=None,
+    decode_threads=1,
+    read_ahead=True,
+):
     """Exact top-k of ``queries`` (nq x d float32, adapted) in one feature file,
     scored by ``scorer`` (scoring.py, which applies the adapter to the database;
     numpy float32 when not given).
@@ -203,17 +214,38 @@ def search_shard(queries, shard_path, k, scorer=None, adapter=None, adapter_path
     if selected_ids is not None and kept == 0:
         log.warning("%s: no row kept by the selected ids (0 of %d).", shard_path, rows_total)
     flops = 2.0 * num_queries * kept * dim
-    stats = {"seconds": elapsed, "gflops": flops / elapsed / 1e9 if elapsed else 0.0, "engine": scorer.describe(),
-             "phases": dict(scorer.times.seconds), "zero_norm_rows": found.zero_rows,
-             "first_zero_norm_rows": found.first_zero_rows}
+    stats = {
+        "seconds": elapsed,
+        "gflops": flops / elapsed / 1e9 if elapsed else 0.0,
+        "engine": scorer.describe(),
+        "phases": dict(scorer.times.seconds),
+        "zero_norm_rows": found.zero_rows,
+        "first_zero_norm_rows": found.first_zero_rows,
+    }
     if found.zero_rows:
-        log.warning("%s: %d kept row(s) of zero norm (first at rows %s): failed extractions, they score 0 "
-                    "against every query", shard_path, found.zero_rows, found.first_zero_rows)
-    log.info("%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s)", shard_path, kept, rows_total, elapsed,
-             stats["gflops"], stats["engine"])
-    log.info("%s: seconds per phase (%s): %s", shard_path,
-             "reading thread: read, selection, prepare; scoring thread: the rest" if read_ahead
-             else "one thread, the next block read after each is scored", scorer.times.summary())
+        log.warning(
+            "%s: %d kept row(s) of zero norm (first at rows %s): failed extractions, they score 0 against every query",
+            shard_path,
+            found.zero_rows,
+            found.first_zero_rows,
+        )
+    log.info(
+        "%s: %d of %d rows kept, %.2f s, %.1f GFLOP/s (%s)",
+        shard_path,
+        kept,
+        rows_total,
+        elapsed,
+        stats["gflops"],
+        stats["engine"],
+    )
+    log.info(
+        "%s: seconds per phase (%s): %s",
+        shard_path,
+        "reading thread: read, selection, prepare; scoring thread: the rest"
+        if read_ahead
+        else "one thread, the next block read after each is scored",
+        scorer.times.summary(),
+    )
     return ShardResult(scores, found_rows, id_rows, ids, rows_total, kept, stats, found.selected_matched)
 
 
@@ -227,6 +259,8 @@ def raise_nonfinite(shard, block_rows):
         total += bad.size
         bad_rows.extend((bad[: max(0, 5 - len(bad_rows))] + start).tolist())
     if total == 0:  # finite features whose scores overflow float32
-        raise InputError(f"{shard.path}: scores overflow float32 (features of norm above about 1e19). "
-                         "Normalise the features (ILIAS features are unit vectors).")
+        raise InputError(
+            f"{shard.path}: scores overflow float32 (features of norm above about 1e19). "
+            "Normalise the features (ILIAS features are unit vectors)."
+        )
     raise features.nonfinite_error(shard.path, total, bad_rows)

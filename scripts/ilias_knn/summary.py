@@ -14,8 +14,16 @@ def summary_table(keys, report_paths):
     for (model, query_set), path in zip(keys, report_paths):
         with open(path) as fh:
             report = json.load(fh)
-        rows.append({"model": model, "query_set": query_set, "k": report["k"], "map": report["map"],
-                     "oracle": report["oracle"], **report["categories"]})
+        rows.append(
+            {
+                "model": model,
+                "query_set": query_set,
+                "k": report["k"],
+                "map": report["map"],
+                "oracle": report["oracle"],
+                **report["categories"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

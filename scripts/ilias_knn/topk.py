@@ -125,8 +125,11 @@ class TopK:
 
 def _is_run(positions):
     """Whether ``positions`` are consecutive ascending integers."""
-    return positions.size > 0 and positions[-1] - positions[0] == positions.size - 1 and (
-        positions.size == 1 or bool((np.diff(positions) == 1).all()))
+    return (
+        positions.size > 0
+        and positions[-1] - positions[0] == positions.size - 1
+        and (positions.size == 1 or bool((np.diff(positions) == 1).all()))
+    )
 
 
 def _threshold_scores(kth_keys):
@@ -228,7 +231,7 @@ class _Reservoirs:
         if width < self.k:
             return  # no query has k entries yet
         self.keys[:, :width].partition(self.k - 1, axis=1)
-        self.keys[:, self.k:width] = EMPTY
+        self.keys[:, self.k : width] = EMPTY
         np.minimum(self.fill, self.k, out=self.fill)
         self.threshold = _threshold_scores(self.keys[:, self.k - 1])
 
