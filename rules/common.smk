@@ -36,6 +36,7 @@ MODELS = {
 }
 DEMO = config["demo"]
 EVALUATE = bool(config.get("dataset_dir"))
+REFERENCE = config.get("reference_model")
 RESULT_EXTENSIONS = {"json": "json", "pickle": "pkl"}
 TEXT_SUFFIX = "_text"  # evaluation_text.json, {save_name}_text.{ext}: text-query files
 
@@ -61,6 +62,23 @@ def model_config_problems():
                 f"({cfg['k']}). Expansion uses the first search's top-n: raise k or lower n."
             )
     return problems
+
+
+def reference_problems():
+    """reference_model must name a model, and the models must be evaluated."""
+    if not REFERENCE:
+        return []
+    if REFERENCE not in config["models"]:
+        return [
+            f"reference_model ({REFERENCE}) is not one of the models "
+            f"({', '.join(config['models'])}). Name one of them, or remove reference_model."
+        ]
+    if not EVALUATE:
+        return [
+            f"reference_model ({REFERENCE}) needs dataset_dir: models are compared on "
+            "their evaluation. Set dataset_dir, or remove reference_model."
+        ]
+    return []
 
 
 def warn_unsearched_distractors():
@@ -237,7 +255,7 @@ def check_configuration():
     the problems of the files that are there), all in one message, before
     anything runs."""
     sections = []
-    problems = SCHEMA_PROBLEMS + model_config_problems()
+    problems = SCHEMA_PROBLEMS + model_config_problems() + reference_problems()
     if problems:
         sections.append(
             "Invalid configuration (see README, 'Configuration'):\n  - "
@@ -386,6 +404,8 @@ def get_final_output():
     outputs += [path for model in MODELS for path in get_intermediates(model)]
     if EVALUATE:
         outputs += [f"{RESULTS}/summary.tsv", f"{RESULTS}/scale_curves.png"]
+        if REFERENCE:
+            outputs += list(get_comparison_outputs().values())
         outputs += [f"{RESULTS}/{model}/scale_curve.png" for model in MODELS]
     return outputs
 
@@ -420,6 +440,22 @@ def get_evaluation_reports():
         for m in MODELS
         for sfx in get_query_set_suffixes(m)
     ]
+
+
+def get_comparison_outputs():
+    return {
+        "tsv": f"{RESULTS}/comparison.tsv",
+        "queries": f"{RESULTS}/comparison_queries.tsv",
+        "tex": f"{RESULTS}/comparison.tex",
+        "png": f"{RESULTS}/comparison.png",
+    }
+
+
+def get_compare_input():
+    inputs = {"reports": get_evaluation_reports()}
+    if config.get("taxonomy"):
+        inputs["taxonomy"] = config["taxonomy"]
+    return inputs
 
 
 def get_evaluation_keys():

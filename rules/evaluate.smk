@@ -120,3 +120,33 @@ rule plot_all_scale_curves:
         title=get_curves_title(list(MODELS), ""),
     script:
         "../scripts/plot_scale_curves.py"
+
+
+rule compare_models:
+    input:
+        **get_compare_input(),
+    output:
+        tsv=report(
+            get_comparison_outputs()["tsv"],
+            caption="report/comparison.rst",
+            category="Comparison",
+        ),
+        queries=get_comparison_outputs()["queries"],
+        tex=get_comparison_outputs()["tex"],
+        png=report(
+            get_comparison_outputs()["png"],
+            caption="report/comparison_plot.rst",
+            category="Comparison",
+        ),
+    log:
+        f"{RESULTS}/logs/compare_models.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/compare_models.tsv"
+    localrule: True
+    conda:
+        "../envs/knn.yaml"
+    params:
+        reference=REFERENCE,
+        report_keys=get_evaluation_keys(),
+    script:
+        "../scripts/compare_models.py"
