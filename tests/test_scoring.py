@@ -211,21 +211,21 @@ def test_bf16_filters_most_blocks_and_rescores_few_entries():
 
 @pytest.mark.parametrize("bf16_cost", [10.0, 0.01])
 def test_bf16_scores_densely_where_its_measured_costs_say_so(bf16_cost):
-    """With the bf16 path measured at 10x the dense cost per entry, blocks are
+    """With the bf16 path costing 10x the dense cost per entry, blocks are
     dense and get no bf16 copy but for the chooser's probes; at 0.01x, blocks
-    are filtered."""
+    are filtered. The costs are injected: timings of blocks this small are
+    noise, and a test must not depend on the machine's load."""
     from ilias_knn.path_choice import PathChooser
 
-    class Scaled(PathChooser):  # the filtered path's measured cost, scaled
+    class Injected(PathChooser):  # fixed costs in place of the measured ones
         def record_dense(self, seconds, share, probe=False):
-            self.dense_seconds = seconds
-            super().record_dense(seconds, share, probe)
+            super().record_dense(1e-9, share, probe)
 
         def record_filtered(self, seconds, share, rescore=None, probe=False):
-            super().record_filtered(bf16_cost * self.dense_seconds, share, None if rescore is None else 0.0, probe)
+            super().record_filtered(bf16_cost * 1e-9, share, None if rescore is None else 0.0, probe)
 
     q, x = small_anisotropic_case(6)
-    scorer = Bf16Scorer(q, chooser=Scaled())
+    scorer = Bf16Scorer(q, chooser=Injected())
     topk = TopK(20, 10)
     copies = []
     for start in range(0, 20000, 500):
