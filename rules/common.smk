@@ -344,6 +344,12 @@ def get_merge_input(wildcards):
     return get_partials(wildcards.model, wildcards.stage)
 
 
+def get_merge_query_input(wildcards):
+    """The query files a model's merge checks its partials against (none in an
+    expansion round: the expanded queries are made by the workflow)."""
+    return {} if wildcards.stage else get_query_inputs(wildcards.model)
+
+
 def get_expand_input(wildcards):
     """The first search's merged top-k, the query files and every shard file
     (expansion reads just the rows of each query's top-n from them)."""

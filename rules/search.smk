@@ -56,6 +56,10 @@ rule merge_shards:
         selected_ids=get_model_param("selected_ids", ""),
         # a new merged-file format reruns the merges (and what reads them)
         format_version=MERGED_FORMAT_VERSION,
+        # partials of other query files' content are refused (their ids may match)
+        query_fingerprints=get_input_fingerprints(
+            get_merge_query_input, "queries", "text_queries"
+        ),
     script:
         "../scripts/merge_shards.py"
 

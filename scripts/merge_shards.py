@@ -8,7 +8,7 @@ from ilias_knn.errors import InputError
 from ilias_knn.logs import run_logged
 from ilias_knn.merge import merge_partials
 from ilias_knn.merged_result import save_merged
-from ilias_knn.partials import file_digest, load_partial, selected_matched
+from ilias_knn.partials import check_partials, file_digest, load_partial, selected_matched
 from ilias_knn.selection import load_selected_ids, unmatched_report
 
 
@@ -21,6 +21,7 @@ def main(snakemake):
     expected = {positives: {"k": params.k, "adapter_sha256": adapter, "selected_sha256": None}}
     for path in distractors:
         expected[path] = {"k": params.k, "adapter_sha256": adapter, "selected_sha256": selected}
+    check_partials(expected, params.query_fingerprints)
     merged = merge_partials([positives, *distractors], params.k, expected)
     log = logging.getLogger("ilias_knn")
     if params.selected_ids and distractors:

@@ -15,6 +15,7 @@ from conftest import (
     assert_topk_matches,
     brute_force,
     brute_force_expanded,
+    changed,
     load_result,
     model_config,
     planned_jobs,
@@ -195,6 +196,102 @@ def test_a_damaged_intermediate_is_refused_and_the_advice_works(expanded_run, na
     run_snakemake(work, config=cfg)
     check_results(work, cfg["models"]["m"], expanded=2)
     assert planned_jobs(work, cfg) == []
+
+
+# ----------------------------------------------------------------------------
+# Partials brought from another run (copied with their times, cp -p / rsync -a):
+# Snakemake's records say they are current, the merge must not believe it
+# ----------------------------------------------------------------------------
+def subset_queries(path, out, count, seed=None):
+    """The first ``count`` queries of ``path`` (other ids), or all of them with
+    other features (same ids) when ``seed`` is given."""
+    with h5py.File(path) as fh:
+        ids = [i.decode() for i in fh["index"][...]][:count]
+        feats = fh["features"][...].astype(np.float32)[:count]
+    if seed is not None:
+        feats = np.random.default_rng(seed).standard_normal(feats.shape).astype(np.float32)
+    write_feature_file(out, feats / np.linalg.norm(feats, axis=1, keepdims=True), ids)
+    return str(out)
+
+
+def run_elsewhere(tmp_path, cfg):
+    other = tmp_path / "other"
+    other.mkdir()
+    run_snakemake(other, config=cfg)
+    return other
+
+
+def test_partials_of_other_settings_are_all_named_and_the_advice_works(tmp_path):
+    data = small_dataset(tmp_path / "data")
+    cfg = {"device": "cpu", "models": {"m": model_config(data, k=50)}}
+    run_snakemake(tmp_path, config=cfg)
+    other = run_elsewhere(tmp_path, changed(cfg, "m", k=20))
+    brought = [tmp_path / f"results/m/shards/{D[i]}.npz" for i in (0, 2)]
+    for path in brought:
+        shutil.copy2(other / "results/m/shards" / path.name, path)
+
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for path in brought:  # all at once, each with its fix
+        assert advice_in(out, path, tmp_path) == "Delete it and run again"
+    assert "k: file has 20, expected 50" in out, out
+    for path in brought:
+        path.unlink()
+    assert planned_jobs(tmp_path, cfg) == sorted(
+        search_jobs([D[0], D[2]])
+        + [("merge_shards", "results/m/merged.npz"), ("format_results", "results/m/similarities.json")]
+    )
+    run_snakemake(tmp_path, config=cfg)
+    check_results(tmp_path, cfg["models"]["m"])
+    assert planned_jobs(tmp_path, cfg) == []
+
+
+def test_a_partial_of_queries_with_the_same_ids_and_other_features_is_refused(tmp_path):
+    data = small_dataset(tmp_path / "data")
+    cfg = {"device": "cpu", "models": {"m": model_config(data, k=50)}}
+    run_snakemake(tmp_path, config=cfg)
+    queries = subset_queries(data["query_hdf5"], tmp_path / "other_queries.hdf5", None, seed=5)
+    other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries))
+    brought = tmp_path / f"results/m/shards/{D[1]}.npz"
+    shutil.copy2(other / "results/m/shards" / brought.name, brought)
+
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert advice_in(out, brought, tmp_path) == "Delete it and run again"
+    assert f"queries: not the current content of {data['query_hdf5']}" in out, out
+    brought.unlink()
+    run_snakemake(tmp_path, config=cfg)
+    check_results(tmp_path, cfg["models"]["m"])
+    assert planned_jobs(tmp_path, cfg) == []
+
+
+def test_an_expansion_partial_of_other_queries_is_refused_and_the_advice_works(tmp_path):
+    """In an expansion round the queries are the workflow's own: the query ids
+    tell, and the advice names the partials to delete."""
+    data = small_dataset(tmp_path / "data")
+    cfg = {"device": "cpu", "models": {"m": model_config(data, k=30, query_expansion=2)}}
+    run_snakemake(tmp_path, config=cfg)
+    queries = subset_queries(data["query_hdf5"], tmp_path / "fewer_queries.hdf5", 8)
+    other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries))
+    brought = tmp_path / f"results/m/qe2/shards/{D[1]}.npz"
+    shutil.copy2(other / "results/m/qe2/shards" / brought.name, brought)
+
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    match = re.search(r"Delete the partials of this model \((\S+)\) and run again", out)
+    assert match and match[1] == "results/m/qe2/shards/*.npz", out
+    for path in tmp_path.glob(match[1]):
+        path.unlink()
+    assert planned_jobs(tmp_path, cfg) == sorted(
+        search_jobs(["positives", *D], "qe2/")
+        + [("merge_shards", "results/m/qe2/merged.npz"), ("format_results", "results/m/similarities.json")]
+    )
+    run_snakemake(tmp_path, config=cfg)
+    check_results(tmp_path, cfg["models"]["m"], expanded=2)
+    assert planned_jobs(tmp_path, cfg) == []
 
 
 # ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 queries x k (one partial is held at a time)."""
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,7 +43,7 @@ def iter_merged_prefixes(paths, k, expected_meta=None, stops=None):
         elif not np.array_equal(query_ids, arrays["query_ids"]):
             raise InputError(
                 f"{path}: computed for other queries than {paths[0]}. Delete the partials of "
-                f"this model ({', '.join(map(str, paths[:2]))}, ...) and run again."
+                f"this model ({os.path.join(os.path.dirname(str(paths[0])), '*.npz')}) and run again."
             )
         rows_kept += meta["rows_kept"]
         stats = meta.get("stats", {})

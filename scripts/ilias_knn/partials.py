@@ -79,14 +79,40 @@ def load_partial(path, keys=("scores", "rows")):
     return meta, arrays
 
 
-def check_partial_meta(path, meta, expected):
-    """Refuse a partial computed from other settings than the ones now configured."""
+def partial_problem(path, meta, expected, query_fingerprints=None):
+    """Why a partial does not fit the settings now configured (None: it fits).
+    ``query_fingerprints`` ({path: fingerprint} of the query files now) catches
+    queries whose ids stayed but whose features changed."""
     wrong = {key: (meta.get(key), value) for key, value in expected.items() if meta.get(key) != value}
     if meta.get("format_version") != FORMAT_VERSION:
         wrong["format_version"] = (meta.get("format_version"), FORMAT_VERSION)
-    if wrong:
-        detail = ", ".join(f"{key}: file has {have!r}, expected {want!r}" for key, (have, want) in wrong.items())
-        raise InputError(
-            f"{path}: partial result was computed with other settings ({detail}). "
-            f"Delete it and run again: Snakemake searches that shard again."
-        )
+    details = [f"{key}: file has {have!r}, expected {want!r}" for key, (have, want) in wrong.items()]
+    recorded = meta.get("inputs") or {}
+    for query_path, fingerprint in (query_fingerprints or {}).items():
+        if (recorded.get(query_path) or {}).get("fingerprint") != fingerprint:
+            details.append(f"queries: not the current content of {query_path}")
+    if not details:
+        return None
+    return (
+        f"{path}: partial result was computed with other settings ({', '.join(details)}). "
+        f"Delete it and run again: Snakemake searches that shard again."
+    )
+
+
+def check_partial_meta(path, meta, expected, query_fingerprints=None):
+    """Refuse a partial computed from other settings than the ones now configured."""
+    problem = partial_problem(path, meta, expected, query_fingerprints)
+    if problem:
+        raise InputError(problem)
+
+
+def check_partials(expected, query_fingerprints=None):
+    """Every partial of ``expected`` ({path: metadata it must carry}) checked
+    before any is merged: one error naming all that do not fit."""
+    problems = []
+    for path, values in expected.items():
+        meta, _ = load_partial(path, keys=())
+        problems.append(partial_problem(path, meta, values, query_fingerprints))
+    problems = [p for p in problems if p]
+    if problems:
+        raise InputError("\n".join(problems))
