@@ -21,7 +21,8 @@ def main(snakemake):
     merged = load_merged(inp.merged)
     if not np.array_equal(merged.query_ids, queries.ids):
         raise InputError(
-            f"{inp.merged}: made for other queries than {inp.queries}. Delete it so that the first search runs again."
+            f"{inp.merged}: made for other queries than {inp.queries}. "
+            "Delete it and run again: Snakemake merges it again (checking its partials)."
         )
     neighbours, scores = neighbour_vectors(merged, n, adapter, inp.get("adapter"))
     expanded = Queries(expand(adapted, neighbours, scores), queries.ids, queries.sets, adapted=True)

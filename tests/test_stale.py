@@ -294,6 +294,25 @@ def test_an_expansion_partial_of_other_queries_is_refused_and_the_advice_works(t
     assert planned_jobs(tmp_path, cfg) == []
 
 
+def test_a_merged_file_of_other_queries_is_refused_by_the_expansion_and_the_advice_works(tmp_path):
+    data = small_dataset(tmp_path / "data")
+    cfg = {"device": "cpu", "models": {"m": model_config(data, k=30, query_expansion=2)}}
+    run_snakemake(tmp_path, config=cfg)
+    queries = subset_queries(data["query_hdf5"], tmp_path / "fewer_queries.hdf5", 8)
+    other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries, query_expansion=0))
+    brought = tmp_path / "results/m/merged.npz"
+    shutil.copy2(other / "results/m/merged.npz", brought)
+
+    proc = run_snakemake(tmp_path, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert advice_in(out, brought, tmp_path) == "Delete it and run again"
+    brought.unlink()
+    run_snakemake(tmp_path, config=cfg)
+    check_results(tmp_path, cfg["models"]["m"], expanded=2)
+    assert planned_jobs(tmp_path, cfg) == []
+
+
 # ----------------------------------------------------------------------------
 # Inputs that are surely broken
 # ----------------------------------------------------------------------------
