@@ -309,7 +309,8 @@ def test_disk_full_in_a_run_is_one_clear_line(small_filesystem, tmp_path):
     # move the model's folder onto the tiny file system, nearly full, then ask for a new file name
     results = tmp_path / "results" / "m"
     files = [p for p in results.rglob("*") if p.is_file()]
-    tiny_filesystem = small_filesystem(sum(p.stat().st_size // 4096 + 1 for p in files) * 4 + 64)
+    # room for the folder twice (in KB), then filled up
+    tiny_filesystem = small_filesystem(sum(p.stat().st_size // 4096 + 1 for p in files) * 4 * 2 + 64)
     subprocess.run(["cp", "-a", f"{results}/.", str(tiny_filesystem)], check=True)
     subprocess.run(["rm", "-rf", str(results)], check=True)
     results.symlink_to(tiny_filesystem)
@@ -323,6 +324,10 @@ def test_disk_full_in_a_run_is_one_clear_line(small_filesystem, tmp_path):
     assert not (results / "again.json").exists()
     assert not [p for p in tiny_filesystem.iterdir() if ".tmp-" in p.name]
     qids, ids, sims = load_result(results / "similarities.json")  # the earlier result is intact
+    assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
+    (tiny_filesystem / "filler").unlink()  # the advice: free space and run again
+    run_snakemake(tmp_path, config=cfg)
+    qids, ids, sims = load_result(results / "again.json")
     assert_topk_matches(qids, ids, sims, brute_force(cfg["models"]["m"]))
 
 
