@@ -1,3 +1,5 @@
+import csv
+import importlib.util
 import os
 import re
 import sys
@@ -6,12 +8,27 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from ilias_knn.config import check_config, load_schema
-from ilias_knn.cache import cache_dir
-from ilias_knn.fingerprint import FingerprintCache
-from ilias_knn.resources import attempt_factor, grown_with_attempt
-from ilias_knn.merged_result import FORMAT_VERSION as MERGED_FORMAT_VERSION
-from ilias_knn.partials import FORMAT_VERSION as PARTIAL_FORMAT_VERSION
+
+def load_library_module(name):
+    """One of the library's standard-library-only modules, loaded from this
+    workflow's own source: parsing needs Snakemake alone (no install of the
+    library, no numpy, h5py or torch), also for a module from a remote source.
+    What needs those runs in jobs, in the jobs' environment."""
+    path = workflow.source_path(f"../scripts/ilias_knn/{name}.py")
+    spec = importlib.util.spec_from_file_location(f"ilias_knn_workflow.{name}", path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+check_config = load_library_module("config").check_config
+load_schema = load_library_module("config").load_schema
+cache_dir = load_library_module("cache").cache_dir
+FingerprintCache = load_library_module("fingerprint").FingerprintCache
+attempt_factor = load_library_module("resources").attempt_factor
+grown_with_attempt = load_library_module("resources").grown_with_attempt
+MERGED_FORMAT_VERSION = load_library_module("versions").MERGED_FORMAT_VERSION
+PARTIAL_FORMAT_VERSION = load_library_module("versions").PARTIAL_FORMAT_VERSION
 
 # from this file's own folder: in a module, workflow.basedir is the user's
 SCHEMA = Path(workflow.source_path("../config/schemas/config.schema.yaml"))
@@ -239,15 +256,27 @@ def missing_inputs():
     return [f"{'; '.join(where)}: {path}" for path, where in named_by.values()]
 
 
-def input_file_problems():
-    """Header checks of every model's files that exist and of the ground truth."""
-    from ilias_knn.validate import input_problems
-
-    models = [
+def get_checked_models():
+    """(name, settings, shard files) of every model, as the input checks take them."""
+    return [
         (name, cfg, [get_shard_hdf5(name, shard) for shard in get_shard_names(name)])
         for name, cfg in MODELS.items()
     ]
-    return input_problems(models, config.get("dataset_dir"), config.get("taxonomy"))
+
+
+def input_file_problems():
+    """Header checks of every model's files that exist and of the ground truth.
+    They need the jobs' packages (h5py, torch) in Snakemake's own environment,
+    as the README's install has; without them (a plain Snakemake running jobs
+    in --sdm conda environments) none are made here, and each job checks its
+    own inputs as it starts, with the same messages."""
+    try:
+        from ilias_knn.validate import input_problems
+    except ImportError:
+        return []
+    return input_problems(
+        get_checked_models(), config.get("dataset_dir"), config.get("taxonomy")
+    )
 
 
 def check_configuration():
@@ -569,14 +598,26 @@ def get_search_mem_mb(wildcards, threads, attempt):
 RUN_STARTED = time.time()
 
 
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\w+) (.*)$")
+
+
 def log_lines(path, level):
-    """The messages of ``level`` (ERROR, WARNING) in a job's log."""
-    marker = f" {level} "
+    """The messages of ``level`` (ERROR, WARNING) in a job's log, with the
+    lines that continue them (a message of several lines)."""
     try:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return []
-    return [line.split(marker, 1)[1] for line in text.splitlines() if marker in line]
+    lines, current = [], None
+    for line in text.splitlines():
+        record = LOG_RECORD.match(line)
+        if record:
+            current = record[1]
+            if current == level:
+                lines.append(record[2])
+        elif current == level and line.strip():
+            lines.append(line.strip())
+    return lines
 
 
 def get_job_logs(since=0.0):
@@ -611,11 +652,7 @@ def print_summary():
     merges' warnings (rows of zero norm, selected ids that matched nothing)."""
     path = Path(f"{RESULTS}/summary.tsv")
     if EVALUATE and path.exists():
-        import pandas as pd
-
-        table = pd.read_csv(path, sep="\t")
-        markdown = table.to_markdown(index=False, floatfmt=".2f")
-        print(f"\nILIAS evaluation ({path}):\n{markdown}")
+        print(f"\nILIAS evaluation ({path}):\n{markdown_table(path)}")
     notes = [
         f"model {model}: {line}"
         for model in MODELS
@@ -626,10 +663,39 @@ def print_summary():
         print("\nWarnings:\n  - " + "\n  - ".join(notes))
 
 
+def markdown_table(tsv):
+    """A TSV as a Markdown table, numbers with two decimals (standard library:
+    this runs in Snakemake's own process)."""
+
+    def cell(text):
+        try:
+            return (
+                text
+                if float(text).is_integer() and "." not in text
+                else f"{float(text):.2f}"
+            )
+        except ValueError:
+            return text
+
+    with open(tsv, newline="") as fh:
+        header, *rows = list(csv.reader(fh, delimiter="\t"))
+    lines = [header, ["---"] * len(header)] + [[cell(c) for c in row] for row in rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
 def validate_inputs():
-    """Before any job runs (not at parse time, not in dry runs): header checks of
-    every model's files and of the ground truth, all problems reported at once."""
+    """Before any job runs: header checks of every model's files and of the
+    ground truth, all problems reported at once."""
     problems = input_file_problems()
     if problems:
         listing = "\n  - ".join(problems)
         raise WorkflowError(f"Bad input, nothing was searched:\n  - {listing}")
+
+
+# Snakemake runs no onstart/onsuccess/onerror handler of a module: there, the
+# input checks run here, once the workflow is parsed (dry runs included)
+RUN_AS_MODULE = os.path.realpath(workflow.main_snakefile) != os.path.realpath(
+    workflow.source_path("../Snakefile")
+)
+if RUN_AS_MODULE and workflow.is_main_process:
+    validate_inputs()

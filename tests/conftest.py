@@ -171,7 +171,7 @@ def load_result(path):
 # ----------------------------------------------------------------------------
 # Snakemake runs in a temporary working directory.
 # ----------------------------------------------------------------------------
-def run_snakemake(workdir, *args, config=None, check=True, timeout=600, env=None):
+def run_snakemake(workdir, *args, config=None, check=True, timeout=600, env=None, snakefile=None):
     if config is not None:
         (Path(workdir) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [
@@ -179,7 +179,7 @@ def run_snakemake(workdir, *args, config=None, check=True, timeout=600, env=None
         "-m",
         "snakemake",
         "-s",
-        str(REPO / "Snakefile"),
+        str(snakefile or REPO / "Snakefile"),
         "--directory",
         str(workdir),
         "--configfile",
@@ -255,9 +255,9 @@ class PausedShardJob:
             self.pipe = None
 
 
-def planned_job_list(workdir, *args, config=None, env=None):
+def planned_job_list(workdir, *args, config=None, env=None, snakefile=None):
     """(rule, output) pairs a dry run would execute (the rule all included)."""
-    proc = run_snakemake(workdir, "-n", "--printshellcmds", *args, config=config, env=env)
+    proc = run_snakemake(workdir, "-n", "--printshellcmds", *args, config=config, env=env, snakefile=snakefile)
     out, rule = [], None
     for line in (proc.stdout + proc.stderr).splitlines():
         line = line.strip()
@@ -271,9 +271,13 @@ def planned_job_list(workdir, *args, config=None, env=None):
     return sorted(out)
 
 
-def planned_jobs(workdir, config, env=None):
+def planned_jobs(workdir, config, env=None, snakefile=None):
     """(rule, output) of the jobs a dry run would execute, but the rule all."""
-    return [(rule, out) for rule, out in planned_job_list(workdir, config=config, env=env) if rule != "all"]
+    return [
+        (rule, out)
+        for rule, out in planned_job_list(workdir, config=config, env=env, snakefile=snakefile)
+        if rule != "all"
+    ]
 
 
 def changed(config, model, **changes):

@@ -7,15 +7,14 @@ import re
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import yaml
 
-import ilias_knn
 from conftest import (
+    REPO,
     PausedShardJob,
     assert_topk_matches,
     brute_force,
@@ -117,18 +116,20 @@ def test_incremental_job_lists(finished_run):
     assert planned_jobs(work, changed(config, "plain", total_distractors=1)) == sorted(jobs_for("plain"))
 
 
-@pytest.mark.parametrize("module,first_rerun", [("partials", "search_shard"), ("merged_result", "merge_shards")])
-def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_run, tmp_path, module, first_rerun):
+@pytest.mark.parametrize("version,first_rerun", [("PARTIAL", "search_shard"), ("MERGED", "merge_shards")])
+def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_run, tmp_path, version, first_rerun):
     """Files in an older format are made again, not read by code that expects
-    the new one: the package with one FORMAT_VERSION raised comes first on the
-    path of a dry run."""
+    the new one: a copy of the workflow with one format version raised plans
+    the jobs that write those files, and what follows."""
     work, _, config = finished_run
-    package = tmp_path / "ilias_knn"
-    shutil.copytree(Path(ilias_knn.__file__).parent, package)
-    source = package / f"{module}.py"
+    workflow = tmp_path / "workflow"
+    for part in ("Snakefile", "rules", "scripts", "config", "envs", "profiles"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
+        copy(REPO / part, workflow / part)
+    source = workflow / "scripts/ilias_knn/versions.py"
     text, raised = re.subn(
-        r"^FORMAT_VERSION = (\d+)",
-        lambda m: f"FORMAT_VERSION = {int(m[1]) + 1}",
+        rf"^{version}_FORMAT_VERSION = (\d+)",
+        lambda m: f"{version}_FORMAT_VERSION = {int(m[1]) + 1}",
         source.read_text(),
         count=1,
         flags=re.M,
@@ -140,7 +141,7 @@ def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_r
     for model, cfg in config["models"].items():
         fmt = "similarities.pkl" if cfg.get("save_as") == "pickle" else None
         expected += jobs_for(model, searches[model] if first_rerun == "search_shard" else [], fmt=fmt)
-    assert planned_jobs(work, config, env={"PYTHONPATH": str(tmp_path)}) == sorted(expected)
+    assert planned_jobs(work, config, snakefile=workflow / "Snakefile") == sorted(expected)
 
 
 def test_a_rewritten_distractor_file_reruns_its_shard_searches_only(finished_run, tmp_path):

@@ -14,8 +14,7 @@ import numpy as np
 from .arrays import unique_inverse
 from .atomic import atomic_output
 from .errors import InputError, damaged_file_refused
-
-FORMAT_VERSION = 2  # merge_shards passes it as a param: a new format reruns the merges
+from .versions import MERGED_FORMAT_VERSION as FORMAT_VERSION
 
 
 @dataclass

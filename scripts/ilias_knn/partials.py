@@ -14,8 +14,8 @@ import numpy as np
 from .arrays import ascii_ids
 from .atomic import atomic_output
 from .errors import InputError, damaged_file_refused
+from .versions import PARTIAL_FORMAT_VERSION as FORMAT_VERSION
 
-FORMAT_VERSION = 2  # search_shard passes it as a param: a new format reruns the searches
 
 
 def file_digest(path):
