@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import tomllib
 import yaml
 
 from conftest import REPO
@@ -12,12 +13,37 @@ def requirement_lines(text):
     return sorted(line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#"))
 
 
-def test_conda_env_lists_the_same_packages_as_requirements():
+def env_pins():
     env = yaml.safe_load((REPO / "envs" / "knn.yaml").read_text())
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    packages = requirement_lines((REPO / "requirements.txt").read_text())
-    assert "-e ." in packages  # the library, installed from this folder
-    assert sorted(pip) == [line for line in packages if line != "-e ."]
+    return next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+
+
+def test_the_jobs_environment_is_pinned_and_requirements_repeat_its_pins():
+    """envs/knn.yaml states the jobs' versions (exact pins, nothing the jobs do
+    not import); requirements.txt repeats them and adds Snakemake, what parsing
+    reads configurations with, and the library; pyproject.toml's ranges hold them."""
+    from packaging.requirements import Requirement
+
+    pins = env_pins()
+    assert all(re.fullmatch(r"[a-z0-9-]+==[0-9.]+", pin) for pin in pins), pins
+    names = {Requirement(pin).name for pin in pins}
+    assert not names & {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "snakefmt", "ruff"}
+    lines = requirement_lines((REPO / "requirements.txt").read_text())
+    assert sorted(line for line in lines if "==" in line) == sorted(pins)
+    runner = {Requirement(line).name for line in lines if "==" not in line and line != "-e ."}
+    assert runner == {"snakemake", "snakemake-executor-plugin-slurm", "pyyaml", "jsonschema"} and "-e ." in lines
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    ranges = {Requirement(dep).name: Requirement(dep).specifier for dep in project["dependencies"]}
+    for pin in pins:
+        name, version = pin.split("==")
+        assert ranges[name].contains(version), (pin, ranges[name])
+
+
+def test_test_tools_are_in_the_test_requirements_only():
+    pins = requirement_lines((REPO / "requirements-test.txt").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert sorted(project["optional-dependencies"]["test"]) == pins
+    assert "pytest" in readme_commands()["test"] and "requirements-test.txt" in readme_commands()["test"]
 
 
 def readme_commands():
@@ -35,7 +61,7 @@ def test_ci_runs_the_readme_commands_verbatim():
 
 
 def test_torch_is_pinned_to_the_local_cpu_build():
-    assert "torch==2.13.0" in requirement_lines((REPO / "requirements.txt").read_text())
+    assert "torch==2.13.0" in env_pins()
 
 
 def test_snakemake_files_are_snakefmt_formatted():

@@ -17,7 +17,6 @@ from .errors import InputError, damaged_file_refused
 from .versions import PARTIAL_FORMAT_VERSION as FORMAT_VERSION
 
 
-
 def file_digest(path):
     """sha256 of a small file (adapter, selected ids); None when no file."""
     if not path:
