@@ -56,6 +56,24 @@ EVALUATE = bool(config.get("dataset_dir"))
 REFERENCE = config.get("reference_model")
 RESULT_EXTENSIONS = {"json": "json", "pickle": "pkl"}
 TEXT_SUFFIX = "_text"  # evaluation_text.json, {save_name}_text.{ext}: text-query files
+# results made elsewhere: the key of each query set's file
+IMPORTED_KEYS = {"": "similarities", TEXT_SUFFIX: "text_similarities"}
+FEATURE_KEYS = (
+    "query_hdf5",
+    "text_query_hdf5",
+    "positive_hdf5",
+    "distractor_hdf5",
+    "selected_ids",
+    "lin_adapt_path",
+)
+
+
+def is_imported(model):
+    """A model whose results were made elsewhere: evaluated, never searched."""
+    return bool(MODELS[model].get("similarities"))
+
+
+SEARCHED = [model for model in MODELS if not is_imported(model)]
 
 
 def model_config_problems():
@@ -63,6 +81,7 @@ def model_config_problems():
     every model; no file is opened."""
     problems = []
     for name, cfg in MODELS.items():
+        problems += imported_config_problems(name, cfg)
         template = cfg.get("distractor_hdf5")
         if template and cfg["total_distractors"] > 1 and "{idx}" not in template:
             placeholder = re.search(r"\{idx[^}]*\}", template)
@@ -79,6 +98,34 @@ def model_config_problems():
                 f"({cfg['k']}). Expansion uses the first search's top-n: raise k or lower n."
             )
     return problems
+
+
+def imported_config_problems(name, cfg):
+    """A model searches features or imports results, one or the other."""
+    features = [key for key in FEATURE_KEYS if cfg.get(key)]
+    if cfg.get("text_similarities") and not cfg.get("similarities"):
+        return [
+            f"model {name}: text_similarities needs similarities (the image queries' results)."
+        ]
+    if cfg.get("similarities"):
+        if features:
+            return [
+                f"model {name}: similarities (results made elsewhere) and {', '.join(features)} "
+                "(features to search) together. Give one or the other: two models if you want both."
+            ]
+        if not EVALUATE:
+            return [
+                f"model {name}: similarities (results made elsewhere) are only evaluated, and "
+                "dataset_dir is not set. Set dataset_dir, or remove the model."
+            ]
+        return []
+    required = [key for key in ("query_hdf5", "positive_hdf5") if not cfg.get(key)]
+    if required:
+        return [
+            f"model {name}: {' and '.join(required)} missing. Give the features to search "
+            "(query_hdf5, positive_hdf5, ...), or similarities for results made elsewhere."
+        ]
+    return []
 
 
 def reference_problems():
@@ -140,13 +187,16 @@ def get_shard_hdf5(model, shard):
 
 def get_query_set_suffixes(model):
     """File-name suffix of each query set of a model: "" (image), "_text" (text)."""
-    return [""] + ([TEXT_SUFFIX] if MODELS[model].get("text_query_hdf5") else [])
+    text_key = "text_similarities" if is_imported(model) else "text_query_hdf5"
+    return [""] + ([TEXT_SUFFIX] if MODELS[model].get(text_key) else [])
 
 
 def get_result_files(model):
     """{file name: query set} of a model's ILIAS result files: {save_name}.{ext}
     for the image queries, {save_name}_text.{ext} for the text queries."""
     cfg = MODELS[model]
+    if is_imported(model):
+        return {}
     ext = RESULT_EXTENSIONS[cfg["save_as"]]
     return {
         f"{cfg['save_name']}{suffix}.{ext}": "text" if suffix else "image"
@@ -188,6 +238,7 @@ def get_configured_inputs():
             "positive_hdf5",
             "lin_adapt_path",
             "selected_ids",
+            *IMPORTED_KEYS.values(),
         ):
             if cfg.get(key):
                 yield f"model {name}", key, cfg[key]
@@ -259,7 +310,15 @@ def missing_inputs():
 def get_checked_models():
     """(name, settings, shard files) of every model, as the input checks take them."""
     return [
-        (name, cfg, [get_shard_hdf5(name, shard) for shard in get_shard_names(name)])
+        (
+            name,
+            cfg,
+            (
+                [get_shard_hdf5(name, shard) for shard in get_shard_names(name)]
+                if name in SEARCHED
+                else []
+            ),
+        )
         for name, cfg in MODELS.items()
     ]
 
@@ -275,7 +334,10 @@ def input_file_problems():
     except ImportError:
         return []
     return input_problems(
-        get_checked_models(), config.get("dataset_dir"), config.get("taxonomy")
+        get_checked_models(),
+        config.get("dataset_dir"),
+        config.get("taxonomy"),
+        config["eval_k"],
     )
 
 
@@ -421,6 +483,8 @@ def get_intermediates(model):
     """Every partial, merged file and expanded query file of a model: targets of
     the run, so that one deleted (or removed after a failed job) is made again,
     and what depends on it after it, even where later files still exist."""
+    if is_imported(model):
+        return []
     stages = [""] + (
         [get_final_stage(model)] if MODELS[model]["query_expansion"] else []
     )
@@ -438,10 +502,12 @@ def get_final_output():
     outputs = [path for model in MODELS for path in get_result_paths(model)]
     outputs += [path for model in MODELS for path in get_intermediates(model)]
     if EVALUATE:
-        outputs += [f"{RESULTS}/summary.tsv", f"{RESULTS}/scale_curves.png"]
+        outputs += [f"{RESULTS}/summary.tsv"]
+        outputs += [f"{RESULTS}/scale_curves.png"] if SEARCHED else []
         if REFERENCE:
             outputs += list(get_comparison_outputs().values())
-        outputs += [f"{RESULTS}/{model}/scale_curve.png" for model in MODELS]
+        # no scale curve of results made elsewhere: their database is unknown
+        outputs += [f"{RESULTS}/{model}/scale_curve.png" for model in SEARCHED]
     return outputs
 
 
@@ -456,12 +522,21 @@ def get_ground_truth_input():
 
 
 def get_evaluate_input(wildcards):
+    """The model's final merged top-k, or its results made elsewhere, and the
+    ground truth."""
+    model = wildcards.model
+    if is_imported(model):
+        key = IMPORTED_KEYS[wildcards.query_set_suffix]
+        return {"similarities": MODELS[model][key], **get_ground_truth_input()}
     return {"merged": get_final_merged(wildcards), **get_ground_truth_input()}
 
 
 def get_model_eval_k(model):
     """The k of mAP@k for one model: eval_k, capped at the k it was searched
-    with (a list of k results says nothing about ranks beyond k)."""
+    with (a list of k results says nothing about ranks beyond k); results made
+    elsewhere are evaluated at eval_k (the checks make sure they hold that many)."""
+    if is_imported(model):
+        return config["eval_k"]
     return min(config["eval_k"], MODELS[model]["k"])
 
 

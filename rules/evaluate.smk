@@ -21,7 +21,7 @@ rule evaluate:
         eval_k=get_eval_k,
         query_set=get_query_set,
         input_fingerprints=get_input_fingerprints(
-            get_evaluate_input, "positive_ids", "taxonomy"
+            get_evaluate_input, "positive_ids", "taxonomy", "similarities"
         ),
     script:
         "../scripts/evaluate.py"
@@ -101,7 +101,7 @@ rule plot_model_scale_curve:
 
 rule plot_all_scale_curves:
     input:
-        **get_plot_input(list(MODELS)),
+        **get_plot_input(SEARCHED),
     output:
         png=report(
             f"{RESULTS}/scale_curves.png",
@@ -116,8 +116,8 @@ rule plot_all_scale_curves:
     conda:
         "../envs/knn.yaml"
     params:
-        curves=get_plot_params(list(MODELS)),
-        title=get_curves_title(list(MODELS), ""),
+        curves=get_plot_params(SEARCHED),
+        title=get_curves_title(SEARCHED, ""),
     script:
         "../scripts/plot_scale_curves.py"
 

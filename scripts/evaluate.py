@@ -6,6 +6,7 @@ import orjson
 
 from ilias_knn.atomic import atomic_output
 from ilias_knn.evaluation import evaluate_merged, read_ground_truth
+from ilias_knn.imported import check_results, read_results
 from ilias_knn.logs import run_logged
 from ilias_knn.merged_result import load_merged
 
@@ -14,7 +15,12 @@ def main(snakemake):
     params = snakemake.params
     gt = read_ground_truth(params.dataset_dir, snakemake.input.get("taxonomy"))
     log = logging.getLogger("ilias_knn")
-    merged = load_merged(snakemake.input.merged).query_set(params.query_set)
+    if snakemake.input.get("similarities"):  # results made elsewhere
+        path = snakemake.input.similarities
+        merged = read_results(path, params.query_set)
+        check_results(merged, path, gt, params.dataset_dir, params.query_set, params.eval_k)
+    else:
+        merged = load_merged(snakemake.input.merged).query_set(params.query_set)
     if snakemake.config["eval_k"] > params.eval_k:
         log.warning(
             "eval_k is %d but this model was searched with k = %d: evaluating mAP@%d "

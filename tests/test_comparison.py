@@ -2,6 +2,7 @@
 computations, and the workflow's comparison outputs end to end."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -100,19 +101,92 @@ def test_category_rows_weigh_queries_as_the_category_map_does():
 # ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def compared_run(tmp_path_factory):
+    """The demo's models, one more, and two imported from result files of a
+    first run (as ILIAS search.py writes them: a pickle, and JSON with text)."""
     work = tmp_path_factory.mktemp("compare")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["models"]["plain_copy"] = dict(config["models"]["demo_plain"], k=80)
     config["device"] = "cpu"
     run_snakemake(work, config=config)
+    made = work / "made_elsewhere"
+    made.mkdir()
+    for source, name in (
+        ("demo_adapted_mini/similarities.pkl", "mini.pkl"),
+        ("demo_plain/similarities.json", "plain.json"),
+        ("demo_plain/similarities_text.json", "plain_text.json"),
+    ):
+        shutil.copy(work / "results" / source, made / name)
+    config["models"]["imported_pickle"] = {"similarities": str(made / "mini.pkl")}
+    config["models"]["imported_json"] = {
+        "similarities": str(made / "plain.json"),
+        "text_similarities": str(made / "plain_text.json"),
+    }
+    run_snakemake(work, config=config)
     return work, config
+
+
+@pytest.mark.parametrize(
+    "imported,searched", [("imported_pickle", "demo_adapted_mini"), ("imported_json", "demo_plain")]
+)
+def test_imported_results_are_evaluated_as_the_model_that_made_them(compared_run, imported, searched):
+    work, _ = compared_run
+    for suffix in ["", "_text"] if imported == "imported_json" else [""]:
+        mine = json.loads((work / f"results/{imported}/evaluation{suffix}.json").read_text())
+        theirs = json.loads((work / f"results/{searched}/evaluation{suffix}.json").read_text())
+        assert mine["queries"] == pytest.approx(theirs["queries"], abs=1e-9)
+        assert mine["categories"] == pytest.approx(theirs["categories"])
+    assert not (work / f"results/{imported}/shards").exists()
+    summary = pd.read_csv(work / "results/summary.tsv", sep="\t")
+    assert set(summary[summary["model"] == imported]["query_set"]) == (
+        {"image", "text"} if imported == "imported_json" else {"image"}
+    )
+    table = pd.read_csv(work / "results/comparison.tsv", sep="\t")
+    image = json.loads((work / f"results/{imported}/evaluation.json").read_text())
+    row = table[(table["model"] == imported) & (table["category"] == "all") & (table["query_set"] == "image")].iloc[0]
+    assert row["map"] == pytest.approx(image["map"])
+    if searched == "demo_plain":  # the reference itself, imported: no difference at all
+        assert (row["delta"], row["p_value"], row["wins"], row["losses"]) == (0, 1, 0, 0)
+
+
+def test_changing_an_imported_file_reruns_its_evaluation_and_the_comparison(compared_run):
+    work, config = compared_run
+    path = config["models"]["imported_pickle"]["similarities"]
+    original = open(path, "rb").read()
+    try:
+        shutil.copy(work / "results/demo_adapted_mini/qe2/../similarities.pkl", path)
+        with open(path, "ab") as fh:
+            fh.write(b"")  # content unchanged: nothing to do
+        assert planned_jobs(work, config) == []
+        import pickle
+
+        results = pickle.loads(original)
+        results["sims"] = results["sims"][::-1].copy()  # other content
+        results["ranks"] = results["ranks"][::-1].copy()
+        with open(path, "wb") as fh:
+            pickle.dump(results, fh)
+        assert planned_jobs(work, config) == sorted(
+            [("evaluate", "results/imported_pickle/evaluation.json"), ("summarize", "results/summary.tsv")]
+            + COMPARISON_JOBS
+        )
+    finally:
+        with open(path, "wb") as fh:
+            fh.write(original)
+
+
+def test_adding_a_model_reruns_its_own_jobs_and_the_cross_model_outputs_only(compared_run):
+    work, config = compared_run
+    added = dict(config, models=dict(config["models"], added=dict(config["models"]["demo_plain"], k=60)))
+    cross_model = {"results/summary.tsv", "results/scale_curves.png"} | {out for _, out in COMPARISON_JOBS}
+    jobs = planned_jobs(work, added)
+    assert {out for _, out in jobs if not out.startswith("results/added/")} == cross_model, jobs
+    assert ("search_shard", "results/added/shards/distractors_00003.npz") in jobs
 
 
 def test_the_comparison_table_matches_the_evaluations(compared_run):
     work, config = compared_run
     table = pd.read_csv(work / "results/comparison.tsv", sep="\t")
     assert list(table.columns) == comparison.COLUMNS
-    assert set(table["model"]) == {"demo_adapted_mini", "plain_copy"}
+    assert set(table["model"]) == {"demo_adapted_mini", "plain_copy", "imported_pickle", "imported_json"}
     # demo_adapted_mini has no text queries: no text rows for it
     assert set(table[table["model"] == "demo_adapted_mini"]["query_set"]) == {"image"}
     for (model, query_set), rows in table.groupby(["model", "query_set"]):
@@ -146,6 +220,8 @@ def test_the_latex_table_is_a_booktabs_fragment(compared_run):
         r"demo\_plain (reference)",
         r"demo\_adapted\_mini",
         r"plain\_copy",
+        r"imported\_pickle",
+        r"imported\_json",
     ]
     assert all(line.count("&") == 4 and line.endswith(r"\\") for line in body)
     assert "10000 resamples" in tex and f"seed {comparison.SEED}" in tex
@@ -165,12 +241,15 @@ def test_comparison_reruns_only_what_it_must(compared_run):
     work, config = compared_run
     assert planned_jobs(work, config) == []
     other = dict(config, reference_model="plain_copy")
-    assert planned_jobs(work, other) == [
-        ("compare_models", "results/comparison.png"),
-        ("compare_models", "results/comparison.tex"),
-        ("compare_models", "results/comparison.tsv"),
-        ("compare_models", "results/comparison_queries.tsv"),
-    ]
+    assert planned_jobs(work, other) == COMPARISON_JOBS
+
+
+COMPARISON_JOBS = [
+    ("compare_models", "results/comparison.png"),
+    ("compare_models", "results/comparison.tex"),
+    ("compare_models", "results/comparison.tsv"),
+    ("compare_models", "results/comparison_queries.tsv"),
+]
 
 
 @pytest.mark.parametrize(
@@ -189,3 +268,39 @@ def test_a_bad_reference_is_one_message_before_any_job(tmp_path, change, message
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and message in out, out
     assert out.count(message) == 1
+
+
+def imported_case(work, case):
+    """A demo config with one imported model whose file has ``case``'s fault."""
+    import pickle
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    run_snakemake(work, "--until", "format_results", config=config)
+    results = pickle.loads((work / "results/demo_adapted_mini/similarities.pkl").read_bytes())
+    path = work / "made_elsewhere.pkl"
+    if case == "missing_queries":
+        results = {key: results[key][2:] if key != "db_ids" else results[key] for key in results}
+        message = "2 of the dataset's 40 image queries have no entry (first: ['inst0000/query_0.jpg', "
+    elif case == "wrong_keys":
+        results = {"queries": results["query_ids"], "scores": results["sims"]}
+        message = "the pickle has no query_ids, db_ids, sims, ranks (it needs query_ids, db_ids, sims, ranks)"
+    elif case == "too_few_results":
+        results = dict(results, sims=results["sims"][:, :60], ranks=results["ranks"][:, :60])
+        message = "60 results per query (the shortest list), fewer than eval_k (100)"
+    path.write_bytes(pickle.dumps(results))
+    config["models"]["imported"] = {"similarities": str(path)}
+    if case == "features_too":
+        config["models"]["imported"]["query_hdf5"] = config["models"]["demo_plain"]["query_hdf5"]
+        message = "model imported: similarities (results made elsewhere) and query_hdf5 (features to search) together"
+    return config, message
+
+
+@pytest.mark.parametrize("case", ["missing_queries", "wrong_keys", "too_few_results", "features_too"])
+def test_a_bad_imported_model_is_one_message_before_any_job(tmp_path, case):
+    config, message = imported_case(tmp_path, case)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("results/**/*") if p.is_file())
+    proc = run_snakemake(tmp_path, config=config, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and message in out, out
+    assert out.count(message) == 1, out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.glob("results/**/*") if p.is_file()) == before

@@ -1,9 +1,9 @@
 """Set-up promises: one package list, README commands are what CI runs."""
 
 import re
+import tomllib
 from pathlib import Path
 
-import tomllib
 import yaml
 
 from conftest import REPO

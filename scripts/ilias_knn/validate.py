@@ -11,11 +11,12 @@ from . import features
 from .adapter import check_adapter_dim, load_adapter
 from .errors import InputError
 from .evaluation import check_query_instances, read_ground_truth, read_taxonomy
+from .imported import check_results, read_results
 from .queries import check_query_dims, read_query_file
 from .selection import check_selected_ids
 
 
-def input_problems(models, dataset_dir=None, taxonomy=None):
+def input_problems(models, dataset_dir=None, taxonomy=None, eval_k=None):
     """Problems of the inputs of ``models`` ((name, config, shard paths) each)
     and, with ``dataset_dir``, of the ground truth they are evaluated on, one
     line per problem: a bad file that several models share is opened once and
@@ -25,7 +26,11 @@ def input_problems(models, dataset_dir=None, taxonomy=None):
     owners = {}  # problem -> the models that meet it, in the order found
     done = {}
     for name, cfg, shard_paths in models:
-        for problem in model_input_problems(cfg, shard_paths, done, ground_truth):
+        if cfg.get("similarities"):
+            found = imported_problems(cfg, dataset_dir, ground_truth, eval_k) if ground_truth else []
+        else:
+            found = model_input_problems(cfg, shard_paths, done, ground_truth)
+        for problem in found:
             owners.setdefault(problem, []).append(name)
     return problems + [f"{named_models(names)}: {problem}" for problem, names in owners.items()]
 
@@ -104,4 +109,21 @@ def model_input_problems(cfg, shard_paths, done=None, ground_truth=None):
     selected = cfg.get("selected_ids")
     if selected and Path(selected).is_file():
         check_file(check_selected_ids, selected)
+    return problems
+
+
+IMPORTED_KEYS = {"similarities": "image", "text_similarities": "text"}
+
+
+def imported_problems(cfg, dataset_dir, ground_truth, eval_k):
+    """Problems of a model's results made elsewhere, one per file."""
+    problems = []
+    for key, query_set in IMPORTED_KEYS.items():
+        path = cfg.get(key)
+        if not path or not Path(path).exists():
+            continue
+        try:
+            check_results(read_results(path, query_set), path, ground_truth, dataset_dir, query_set, eval_k)
+        except InputError as exc:
+            problems.append(str(exc))
     return problems
