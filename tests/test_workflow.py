@@ -123,6 +123,7 @@ def test_a_new_intermediate_file_format_reruns_the_jobs_that_write_it(finished_r
     the jobs that write those files, and what follows."""
     work, _, config = finished_run
     workflow = tmp_path / "workflow"
+    workflow.mkdir()
     for part in ("Snakefile", "rules", "scripts", "config", "envs", "profiles"):
         copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
         copy(REPO / part, workflow / part)
