@@ -46,10 +46,10 @@ def bootstrap_interval(differences, weights, name, resamples=RESAMPLES, level=0.
     d, w = np.asarray(differences, np.float64), np.asarray(weights, np.float64)
     if np.all(d == d[0]):
         return float(d[0]), float(d[0])
-    rng, means = _rng(name), []
+    rng, means, wd = _rng(name), [], w * d
     for start in range(0, resamples, CHUNK):
         idx = rng.integers(0, d.size, size=(min(CHUNK, resamples - start), d.size))
-        means.append((w[idx] * d[idx]).sum(axis=1) / w[idx].sum(axis=1))
+        means.append(wd[idx].sum(axis=1) / w[idx].sum(axis=1))
     means = np.concatenate(means)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
