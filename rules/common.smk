@@ -768,7 +768,10 @@ def validate_inputs():
 
 
 # Snakemake runs no onstart/onsuccess/onerror handler of a module: there, the
-# input checks run here, once the workflow is parsed (dry runs included)
+# input checks run here, once the workflow is parsed (dry runs included). Not
+# as a job every search waits for: rerun after an input changed, such a job
+# reruns every search, or (its output ancient()) keeps Snakemake from looking
+# at the searches' own reasons to run (Snakemake 9.27, found by a test).
 RUN_AS_MODULE = os.path.realpath(workflow.main_snakefile) != os.path.realpath(
     workflow.source_path("../Snakefile")
 )
