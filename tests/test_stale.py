@@ -61,6 +61,21 @@ def check_results(work, cfg, expanded=0):
     assert_topk_matches(qids, ids, sims, ref)
 
 
+def the_advice_works(work, cfg, path, expanded=0):
+    """The run fails naming ``path`` with "Delete it and run again"; done so,
+    the results are right and a further run has nothing to do. Returns the
+    failed run's output."""
+    proc = run_snakemake(work, config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert advice_in(out, path, work) == "Delete it and run again"
+    path.unlink()
+    run_snakemake(work, config=cfg)
+    check_results(work, cfg["models"]["m"], expanded=expanded)
+    assert planned_jobs(work, cfg) == []
+    return out
+
+
 def search_jobs(shards, stage=""):
     return [("search_shard", f"results/m/{stage}shards/{s}.npz") for s in shards]
 
@@ -188,14 +203,7 @@ def test_a_damaged_intermediate_is_refused_and_the_advice_works(expanded_run, na
     work, cfg = expanded_run
     damaged = work / "results/m" / name
     damaged.write_bytes(b"not a zip file")
-    proc = run_snakemake(work, config=cfg, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert advice_in(out, damaged, work) == "Delete it and run again"
-    damaged.unlink()
-    run_snakemake(work, config=cfg)
-    check_results(work, cfg["models"]["m"], expanded=2)
-    assert planned_jobs(work, cfg) == []
+    the_advice_works(work, cfg, damaged, expanded=2)
 
 
 # ----------------------------------------------------------------------------
@@ -255,16 +263,8 @@ def test_a_partial_of_queries_with_the_same_ids_and_other_features_is_refused(tm
     other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries))
     brought = tmp_path / f"results/m/shards/{D[1]}.npz"
     shutil.copy2(other / "results/m/shards" / brought.name, brought)
-
-    proc = run_snakemake(tmp_path, config=cfg, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert advice_in(out, brought, tmp_path) == "Delete it and run again"
+    out = the_advice_works(tmp_path, cfg, brought)
     assert f"queries: not the current content of {data['query_hdf5']}" in out, out
-    brought.unlink()
-    run_snakemake(tmp_path, config=cfg)
-    check_results(tmp_path, cfg["models"]["m"])
-    assert planned_jobs(tmp_path, cfg) == []
 
 
 def test_an_expansion_partial_of_other_queries_is_refused_and_the_advice_works(tmp_path):
@@ -302,15 +302,7 @@ def test_a_merged_file_of_other_queries_is_refused_by_the_expansion_and_the_advi
     other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries, query_expansion=0))
     brought = tmp_path / "results/m/merged.npz"
     shutil.copy2(other / "results/m/merged.npz", brought)
-
-    proc = run_snakemake(tmp_path, config=cfg, check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert advice_in(out, brought, tmp_path) == "Delete it and run again"
-    brought.unlink()
-    run_snakemake(tmp_path, config=cfg)
-    check_results(tmp_path, cfg["models"]["m"], expanded=2)
-    assert planned_jobs(tmp_path, cfg) == []
+    the_advice_works(tmp_path, cfg, brought, expanded=2)
 
 
 # ----------------------------------------------------------------------------
