@@ -270,14 +270,23 @@ def test_a_bad_reference_is_one_message_before_any_job(tmp_path, change, message
     assert out.count(message) == 1
 
 
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory):
+    """The demo searched and formatted (not evaluated): the runs that get a bad
+    imported model must leave it as it is."""
+    work = tmp_path_factory.mktemp("demo_results")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    run_snakemake(work, "--until", "format_results", config=config)
+    return work
+
+
 def imported_case(work, case):
     """A demo config with one imported model whose file has ``case``'s fault."""
     import pickle
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    run_snakemake(work, "--until", "format_results", config=config)
     results = pickle.loads((work / "results/demo_adapted_mini/similarities.pkl").read_bytes())
-    path = work / "made_elsewhere.pkl"
+    path = work / f"made_elsewhere_{case}.pkl"
     if case == "missing_queries":
         results = {key: results[key][2:] if key != "db_ids" else results[key] for key in results}
         message = "2 of the dataset's 40 image queries have no entry (first: ['inst0000/query_0.jpg', "
@@ -296,11 +305,15 @@ def imported_case(work, case):
 
 
 @pytest.mark.parametrize("case", ["missing_queries", "wrong_keys", "too_few_results", "features_too"])
-def test_a_bad_imported_model_is_one_message_before_any_job(tmp_path, case):
-    config, message = imported_case(tmp_path, case)
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.glob("results/**/*") if p.is_file())
-    proc = run_snakemake(tmp_path, config=config, check=False)
+def test_a_bad_imported_model_is_one_message_before_any_job(demo_results, case):
+    work = demo_results
+    config, message = imported_case(work, case)
+    files = lambda: sorted(
+        (p.relative_to(work), p.stat().st_mtime_ns) for p in work.glob("results/**/*") if p.is_file()
+    )
+    before = files()
+    proc = run_snakemake(work, config=config, check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and message in out, out
     assert out.count(message) == 1, out
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.glob("results/**/*") if p.is_file()) == before
+    assert files() == before
