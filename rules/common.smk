@@ -21,14 +21,18 @@ def load_library_module(name):
     return loaded
 
 
-check_config = load_library_module("config").check_config
-load_schema = load_library_module("config").load_schema
+_config_module = load_library_module("config")
+check_config, load_schema = _config_module.check_config, _config_module.load_schema
 cache_dir = load_library_module("cache").cache_dir
 FingerprintCache = load_library_module("fingerprint").FingerprintCache
-attempt_factor = load_library_module("resources").attempt_factor
-grown_with_attempt = load_library_module("resources").grown_with_attempt
-MERGED_FORMAT_VERSION = load_library_module("versions").MERGED_FORMAT_VERSION
-PARTIAL_FORMAT_VERSION = load_library_module("versions").PARTIAL_FORMAT_VERSION
+_resources = load_library_module("resources")
+attempt_factor, grown_with_attempt = (
+    _resources.attempt_factor,
+    _resources.grown_with_attempt,
+)
+_versions = load_library_module("versions")
+MERGED_FORMAT_VERSION = _versions.MERGED_FORMAT_VERSION
+PARTIAL_FORMAT_VERSION = _versions.PARTIAL_FORMAT_VERSION
 
 # from this file's own folder: in a module, workflow.basedir is the user's
 SCHEMA = Path(workflow.source_path("../config/schemas/config.schema.yaml"))

@@ -61,7 +61,7 @@ def check_results(work, cfg, expanded=0):
     assert_topk_matches(qids, ids, sims, ref)
 
 
-def the_advice_works(work, cfg, path, expanded=0):
+def assert_the_advice_works(work, cfg, path, expanded=0):
     """The run fails naming ``path`` with "Delete it and run again"; done so,
     the results are right and a further run has nothing to do. Returns the
     failed run's output."""
@@ -203,7 +203,7 @@ def test_a_damaged_intermediate_is_refused_and_the_advice_works(expanded_run, na
     work, cfg = expanded_run
     damaged = work / "results/m" / name
     damaged.write_bytes(b"not a zip file")
-    the_advice_works(work, cfg, damaged, expanded=2)
+    assert_the_advice_works(work, cfg, damaged, expanded=2)
 
 
 # ----------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_a_partial_of_queries_with_the_same_ids_and_other_features_is_refused(tm
     other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries))
     brought = tmp_path / f"results/m/shards/{D[1]}.npz"
     shutil.copy2(other / "results/m/shards" / brought.name, brought)
-    out = the_advice_works(tmp_path, cfg, brought)
+    out = assert_the_advice_works(tmp_path, cfg, brought)
     assert f"queries: not the current content of {data['query_hdf5']}" in out, out
 
 
@@ -302,7 +302,7 @@ def test_a_merged_file_of_other_queries_is_refused_by_the_expansion_and_the_advi
     other = run_elsewhere(tmp_path, changed(cfg, "m", query_hdf5=queries, query_expansion=0))
     brought = tmp_path / "results/m/merged.npz"
     shutil.copy2(other / "results/m/merged.npz", brought)
-    the_advice_works(tmp_path, cfg, brought, expanded=2)
+    assert_the_advice_works(tmp_path, cfg, brought, expanded=2)
 
 
 # ----------------------------------------------------------------------------

@@ -112,5 +112,6 @@ def check_results(results, path, ground_truth, dataset_dir, query_set, eval_k):
             f"{path}: {have} results per query (the shortest list), fewer than eval_k ({eval_k}). "
             "Give at least eval_k results per query, or lower eval_k."
         )
-    if have and (np.sort(results.ranks, axis=1)[:, 1:] == np.sort(results.ranks, axis=1)[:, :-1]).any():
+    ranks = np.sort(results.ranks, axis=1)
+    if have and (ranks[:, 1:] == ranks[:, :-1]).any():
         raise InputError(f"{path}: a database id appears twice in one query's list. {FORMAT_HINT}")
